@@ -1,0 +1,280 @@
+/*
+** cmd_search.c -- `plumb search QUERY...`: print the best-ranked chunks.
+**
+** Opens the index read-only (a search never writes) and prints the hits of
+** one plumb_search() call, either for people (rank, score, id, title,
+** highlighted snippet, optionally the chunk text) or as one JSON object.
+** Highlights are ANSI bold on a terminal and "[...]" elsewhere; text from
+** documents is cleaned of control characters before it reaches a terminal.
+** Zero hits is not an error (exit 0).
+*/
+#include "cli.h"
+
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+
+enum { O_K = 1, O_DB, O_JSON, O_K1, O_B, O_WTITLE, O_WBODY, O_FTS5, O_NOSNIP, O_TEXT, O_HELP };
+
+static const cli_opt opts[] = {
+    {"k", 'k', 1, O_K},
+    {"db", 0, 1, O_DB},
+    {"json", 0, 0, O_JSON},
+    {"k1", 0, 1, O_K1},
+    {"b", 0, 1, O_B},
+    {"title-weight", 0, 1, O_WTITLE},
+    {"body-weight", 0, 1, O_WBODY},
+    {"fts5", 0, 0, O_FTS5},
+    {"no-snippet", 0, 0, O_NOSNIP},
+    {"text", 0, 0, O_TEXT},
+    {"help", 'h', 0, O_HELP},
+    {NULL, 0, 0, 0},
+};
+
+void cmd_search_help(FILE *f) {
+    plumb_search_params sp;
+    plumb_search_params_init(&sp);
+    fprintf(f,
+            "Usage: plumb search QUERY... [OPTIONS]\n"
+            "\n"
+            "Rank the indexed chunks for a query with BM25 and print the best ones: rank,\n"
+            "score, document id, title and a snippet with the query terms highlighted\n"
+            "(bold on a terminal, [like this] otherwise). Several arguments are joined\n"
+            "with spaces into one query. A query of only stop words gives no hits.\n"
+            "\n"
+            "Options:\n"
+            "  -k N                 number of hits, 1..10000 (default %d)\n"
+            "  --db FILE            the index (default: $PLUMB_DB, else ./plumb.db)\n"
+            "  --json               print one JSON object: {\"query\", \"generation\",\n"
+            "                       \"matched\", \"hits\": [{\"rank\", \"doc_id\", \"chunk_id\",\n"
+            "                       \"chunk_seq\", \"score\", \"title\", \"source\", \"snippet\",\n"
+            "                       \"text\" (with --text), \"metadata\"}]}\n"
+            "  --text               also print each hit's full chunk text\n"
+            "  --no-snippet         do not compute snippets\n"
+            "  --k1 X               BM25 k1 (default: the value stored in the index)\n"
+            "  --b X                BM25 b, 0..1 (default: stored in the index)\n"
+            "  --title-weight X     BM25F weight of the title (default: stored in the index)\n"
+            "  --body-weight X      BM25F weight of the body (default: stored in the index)\n"
+            "  --fts5               score with SQLite FTS5's bm25() instead (k1=1.2, b=0.75\n"
+            "                       fixed); a baseline for comparisons\n"
+            "  -h, --help           show this help\n"
+            "\n"
+            "'plumb stats' shows the stored BM25 settings. Use '--' before a query that\n"
+            "starts with '-'.\n"
+            "\n"
+            "Examples:\n"
+            "  plumb search axolotl limb regeneration\n"
+            "  plumb search \"heart muscle repair\" -k 3 --text\n"
+            "  plumb search --json --k1 1.2 --b 0.75 quarks | jq '.hits[].doc_id'\n",
+            sp.k);
+}
+
+/* The query: the positional arguments joined with single spaces. */
+static char *join_args(const char *const *args, int n) {
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len += strlen(args[i]) + 1;
+    char *q = malloc(len), *w = q;
+    if (!q) return NULL;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(args[i]);
+        if (i) *w++ = ' ';
+        memcpy(w, args[i], l);
+        w += l;
+    }
+    *w = 0;
+    return q;
+}
+
+static void print_json(const char *query, const plumb_hits *h, int with_text) {
+    printf("{\"query\":");
+    cli_json_str(stdout, query);
+    printf(",\"generation\":%" PRId64 ",\"matched\":%" PRId64 ",\"hits\":[", h->generation,
+           h->matched);
+    for (size_t i = 0; i < h->n; i++) {
+        const plumb_hit *x = &h->hit[i];
+        printf("%s{\"rank\":%zu,\"doc_id\":", i ? "," : "", i + 1);
+        cli_json_str(stdout, x->doc_id);
+        printf(",\"chunk_id\":%" PRId64 ",\"chunk_seq\":%d,\"score\":", x->chunk_id, x->chunk_seq);
+        cli_json_num(stdout, x->score);
+        printf(",\"title\":");
+        cli_json_str(stdout, x->title ? x->title : "");
+        printf(",\"source\":");
+        cli_json_str(stdout, x->source ? x->source : "");
+        printf(",\"snippet\":");
+        cli_json_str(stdout, x->snippet);
+        if (with_text) {
+            printf(",\"text\":");
+            cli_json_str(stdout, x->text);
+        }
+        /* The library validated metadata as a JSON object when it was added. */
+        printf(",\"metadata\":%s}", x->metadata && *x->metadata ? x->metadata : "null");
+    }
+    printf("]}\n");
+}
+
+/* Print `s` with every line indented by `indent` spaces. */
+static void put_indented(const char *s, int indent, int flags) {
+    const char *p = s;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        char *line = malloc(n + 1);
+        if (!line) return;
+        memcpy(line, p, n);
+        line[n] = 0;
+        printf("%*s", indent, "");
+        cli_put_clean(stdout, line, flags);
+        putchar('\n');
+        free(line);
+        p += n + (nl ? 1 : 0);
+    }
+}
+
+static void print_human(const plumb_hits *h, int with_text, int styled) {
+    int w = h->n >= 1000 ? 4 : h->n >= 100 ? 3 : h->n >= 10 ? 2 : 1;
+    int flags = styled ? CLI_CLEAN_HL : 0;
+    for (size_t i = 0; i < h->n; i++) {
+        const plumb_hit *x = &h->hit[i];
+        if (i) putchar('\n');
+        printf("%*zu. %.4f  ", w, i + 1, x->score);
+        cli_put_clean(stdout, x->doc_id, 0);
+        if (x->chunk_seq > 0) printf(" (chunk %d)", x->chunk_seq + 1);
+        if (x->title && *x->title) {
+            fputs("  ", stdout);
+            if (styled) fputs("\x1b[1m", stdout);
+            cli_put_clean(stdout, x->title, 0);
+            if (styled) fputs("\x1b[0m", stdout);
+        }
+        putchar('\n');
+        if (x->snippet && *x->snippet) {
+            printf("%*s", w + 2, "");
+            cli_put_clean(stdout, x->snippet, flags);
+            putchar('\n');
+        }
+        if (with_text && x->text) {
+            printf("%*s--- text ---\n", w + 2, "");
+            put_indented(x->text, w + 2, CLI_CLEAN_LINES);
+        }
+    }
+    if (styled)
+        printf("%s%zu hit%s of %" PRId64 " matching chunk%s\n", h->n ? "\n" : "", h->n,
+               h->n == 1 ? "" : "s", h->matched, h->matched == 1 ? "" : "s");
+}
+
+int cmd_search(int argc, char **argv) {
+    plumb_search_params sp;
+    plumb_hits *hits = NULL;
+    plumb_db *db = NULL;
+    const char *dbopt = NULL;
+    const char **words = NULL;
+    char *query = NULL;
+    int nwords = 0, json = 0, with_text = 0, code = CLI_EXIT_OK, bm25_opt = 0;
+    cli_parser ps;
+
+    plumb_search_params_init(&sp);
+    words = malloc(sizeof *words * (size_t)(argc > 0 ? argc : 1));
+    if (!words) {
+        fputs("plumb: out of memory\n", stderr);
+        return CLI_EXIT_FAIL;
+    }
+    cli_parser_init(&ps, "search", argc, argv, opts);
+    for (;;) {
+        int o = cli_next(&ps), bad = 0;
+        if (o == CLI_DONE) break;
+        if (o == CLI_BAD) {
+            code = CLI_EXIT_USAGE;
+            goto done;
+        }
+        switch (o) {
+        case CLI_ARG:
+            words[nwords++] = ps.val;
+            break;
+        case O_K:
+            bad = cli_int_arg(&ps, 1, 10000, &sp.k);
+            break;
+        case O_DB:
+            dbopt = ps.val;
+            break;
+        case O_JSON:
+            json = 1;
+            break;
+        case O_K1:
+            bad = cli_num_arg(&ps, 0, 1000, &sp.bm25_k1);
+            bm25_opt = 1;
+            break;
+        case O_B:
+            bad = cli_num_arg(&ps, 0, 1, &sp.bm25_b);
+            bm25_opt = 1;
+            break;
+        case O_WTITLE:
+            bad = cli_num_arg(&ps, 0, 1000, &sp.weight_title);
+            break;
+        case O_WBODY:
+            bad = cli_num_arg(&ps, 0, 1000, &sp.weight_body);
+            break;
+        case O_FTS5:
+            sp.scorer = PLUMB_SCORER_FTS5;
+            break;
+        case O_NOSNIP:
+            sp.snippet_tokens = 0;
+            break;
+        case O_TEXT:
+            with_text = 1;
+            break;
+        case O_HELP:
+            cmd_search_help(stdout);
+            goto done;
+        default:
+            break;
+        }
+        if (bad) {
+            code = bad;
+            goto done;
+        }
+    }
+    if (nwords == 0) {
+        code = cli_usage("search", "missing QUERY (use \"\" for an empty query)");
+        goto done;
+    }
+    if (sp.scorer == PLUMB_SCORER_FTS5 && bm25_opt)
+        fputs("plumb: warning: --k1 and --b have no effect with --fts5 (its bm25() has "
+              "k1=1.2, b=0.75)\n",
+              stderr);
+    query = join_args(words, nwords);
+    if (!query) {
+        fputs("plumb: out of memory\n", stderr);
+        code = CLI_EXIT_FAIL;
+        goto done;
+    }
+
+    int styled = !json && cli_can_style(stdout);
+    sp.with_text = with_text;
+    if (styled) {
+        sp.hl_open = CLI_HL_OPEN;
+        sp.hl_close = CLI_HL_CLOSE;
+    } else {
+        sp.hl_open = "[";
+        sp.hl_close = "]";
+    }
+
+    const char *path = cli_db_path(dbopt);
+    code = cli_open_existing(path, 1, &db);
+    if (code) goto done;
+    plumb_status rc = plumb_search(db, query, &sp, &hits);
+    if (rc != PLUMB_OK) {
+        cli_fail(rc, "search failed");
+        code = CLI_EXIT_FAIL;
+        goto done;
+    }
+    if (json)
+        print_json(query, hits, with_text);
+    else
+        print_human(hits, with_text, styled);
+
+done:
+    plumb_hits_free(hits);
+    plumb_close(db);
+    free(query);
+    free(words);
+    return code;
+}

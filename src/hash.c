@@ -1,0 +1,46 @@
+/*
+** hash.c -- the 64-bit content hash stored in the index.
+**
+** Detects changed files and documents on re-index; not a security
+** boundary. Processes 8 bytes per step (a multiply-xorshift mix in the
+** style of wyhash/murmur finalizers) so hashing a large corpus costs far
+** less than tokenizing it. The definition is frozen: changing it would
+** make every stored hash look changed.
+*/
+#include "plumb_impl.h"
+
+#include <string.h>
+
+#define M1 0x9E3779B97F4A7C15ULL
+#define M2 0xBF58476D1CE4E5B9ULL
+#define M3 0x94D049BB133111EBULL
+
+static uint64_t mix(uint64_t x) {
+    x ^= x >> 30; x *= M2;
+    x ^= x >> 27; x *= M3;
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t load64(const unsigned char *p) {
+    /* little-endian by definition, whatever the host */
+    return (uint64_t)p[0] | (uint64_t)p[1] << 8 | (uint64_t)p[2] << 16 |
+           (uint64_t)p[3] << 24 | (uint64_t)p[4] << 32 | (uint64_t)p[5] << 40 |
+           (uint64_t)p[6] << 48 | (uint64_t)p[7] << 56;
+}
+
+uint64_t hash64(const void *data, size_t n, uint64_t seed) {
+    const unsigned char *p = data;
+    uint64_t h = seed ^ (n * M1);
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) h = mix(h ^ load64(p + i)) + M1;
+    uint64_t tail = 0;
+    for (size_t j = 0; i + j < n; j++) tail |= (uint64_t)p[i + j] << (8 * j);
+    return mix(h ^ tail ^ (uint64_t)(n - i) << 59);
+}
+
+void hash64_hex(uint64_t h, char out[17]) {
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--) { out[i] = hx[h & 15]; h >>= 4; }
+    out[16] = 0;
+}

@@ -1,0 +1,649 @@
+/*
+** ingest.c -- plumb_index_paths(): walk, read, parse, and index files.
+**
+** HOW IT WORKS
+**   1. Walk every path argument (directories recursively; names starting
+**      with '.' skipped; symlinked directories followed only on request,
+**      with loops detected by device/inode) and list the supported files
+**      with their sizes, so progress can show bytes and an ETA.
+**   2. For each file: read it whole, hash it, and skip it when the hash
+**      equals the one recorded last time. Otherwise parse it into one or
+**      more documents and add them. A file's row is written with an empty
+**      hash before its documents and gets its real hash only after the
+**      last one, so an interrupted run re-reads a half-done file.
+**   3. Commit every commit_every documents: a crash keeps what was
+**      committed, and a re-run skips the unchanged documents cheaply.
+**   4. With prune: files recorded under a walked root that the walk did
+**      not see are removed with their documents; so are records that
+**      vanished from a changed JSONL file.
+** Bad input never stops the run: each problem goes to the message
+** callback with the file and the line or byte offset, and is counted.
+**
+** LIMITATIONS: a file is read into memory whole (files above 1 GiB are
+** skipped with a message); PDF needs the pdftotext program.
+*/
+#include "plumb_impl.h"
+
+#include <cjson/cJSON.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_FILE_BYTES ((int64_t)1 << 30)
+#define SNIFF_BYTES 8192
+
+typedef enum kind { K_NONE, K_TEXT, K_MD, K_HTML, K_JSONL, K_PDF } kind;
+
+typedef struct fent {
+    char *path; /* canonical */
+    int64_t size, mtime;
+    kind k;
+} fent;
+
+typedef struct dirid {
+    dev_t dev;
+    ino_t ino;
+} dirid;
+
+typedef struct ingest {
+    plumb_db *db;
+    const plumb_index_params *p;
+    plumb_index_stats *st;
+    fent *f;
+    size_t nf, capf;
+    dirid *dirs; /* directories on the current walk stack (loop check) */
+    size_t ndirs, capdirs;
+    int64_t pending; /* documents since the last commit */
+    int64_t bytes_total;
+    double t0, last_report;
+    plumb_progress prog;
+    int pdftotext; /* -1 unknown, 0 missing, 1 present */
+    int pdf_warned;
+    buf msg;
+    buf title, text; /* parse scratch */
+} ingest;
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void say(ingest *g, plumb_msg_level lv, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void say(ingest *g, plumb_msg_level lv, const char *fmt, ...) {
+    if (!g->p->message) return;
+    char m[2048];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    g->p->message(g->p->arg, lv, m);
+}
+
+static void report(ingest *g, int force) {
+    if (!g->p->progress) return;
+    double t = now_s();
+    if (!force && t - g->last_report < 0.1) return;
+    g->last_report = t;
+    g->prog.elapsed_s = t - g->t0;
+    g->prog.docs_done = g->st->docs_added + g->st->docs_replaced + g->st->docs_unchanged;
+    g->p->progress(g->p->arg, &g->prog);
+}
+
+/* ---------------------------------------------------------------- */
+/* Walking                                                            */
+/* ---------------------------------------------------------------- */
+
+static kind kind_of(const char *path) {
+    const char *base = strrchr(path, '/');
+    base = base ? base + 1 : path;
+    const char *dot = strrchr(base, '.');
+    if (!dot || dot == base) return K_TEXT; /* README, LICENSE, ...: sniffed later */
+    const char *e = dot + 1;
+    if (!strcasecmp(e, "txt") || !strcasecmp(e, "text") || !strcasecmp(e, "rst")) return K_TEXT;
+    if (!strcasecmp(e, "md") || !strcasecmp(e, "markdown")) return K_MD;
+    if (!strcasecmp(e, "html") || !strcasecmp(e, "htm") || !strcasecmp(e, "xhtml")) return K_HTML;
+    if (!strcasecmp(e, "jsonl") || !strcasecmp(e, "ndjson")) return K_JSONL;
+    if (!strcasecmp(e, "pdf")) return K_PDF;
+    return K_NONE;
+}
+
+static plumb_status add_file(ingest *g, const char *path, const struct stat *sb) {
+    g->st->files_seen++;
+    plumb_status rc = store_walk_add(g->db, path);
+    if (rc) return rc;
+    kind k = kind_of(path);
+    if (k == K_NONE) {
+        g->st->files_skipped++;
+        say(g, PLUMB_MSG_INFO, "%s: skipped (unsupported file type)", path);
+        return PLUMB_OK;
+    }
+    if ((int64_t)sb->st_size > MAX_FILE_BYTES) {
+        g->st->files_skipped++;
+        say(g, PLUMB_MSG_WARN, "%s: skipped (%lld bytes; files over 1 GiB are not indexed)",
+            path, (long long)sb->st_size);
+        return PLUMB_OK;
+    }
+    if (g->nf == g->capf) {
+        size_t nc = g->capf ? g->capf * 2 : 256;
+        fent *t = realloc(g->f, nc * sizeof *t);
+        if (!t) return err_set(PLUMB_NOMEM, "file list");
+        g->f = t;
+        g->capf = nc;
+    }
+    char *cp = strdup(path);
+    if (!cp) return err_set(PLUMB_NOMEM, "file list");
+    g->f[g->nf++] = (fent){cp, (int64_t)sb->st_size, (int64_t)sb->st_mtime, k};
+    g->bytes_total += (int64_t)sb->st_size;
+    return PLUMB_OK;
+}
+
+static int on_stack(ingest *g, const struct stat *sb) {
+    for (size_t i = 0; i < g->ndirs; i++)
+        if (g->dirs[i].dev == sb->st_dev && g->dirs[i].ino == sb->st_ino) return 1;
+    return 0;
+}
+
+static int cmp_str(const void *a, const void *b) {
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+static plumb_status walk_dir(ingest *g, const char *dir, const struct stat *dsb, int depth) {
+    if (depth > 256) {
+        say(g, PLUMB_MSG_WARN, "%s: skipped (directories nested deeper than 256)", dir);
+        return PLUMB_OK;
+    }
+    if (on_stack(g, dsb)) {
+        say(g, PLUMB_MSG_WARN, "%s: skipped (symbolic link loop)", dir);
+        return PLUMB_OK;
+    }
+    DIR *d = opendir(dir);
+    if (!d) {
+        say(g, PLUMB_MSG_WARN, "%s: cannot open directory: %s", dir, strerror(errno));
+        return PLUMB_OK;
+    }
+    if (g->ndirs == g->capdirs) {
+        size_t nc = g->capdirs ? g->capdirs * 2 : 32;
+        dirid *t = realloc(g->dirs, nc * sizeof *t);
+        if (!t) { closedir(d); return err_set(PLUMB_NOMEM, "walk"); }
+        g->dirs = t;
+        g->capdirs = nc;
+    }
+    g->dirs[g->ndirs++] = (dirid){dsb->st_dev, dsb->st_ino};
+    /* sorted names: the same tree is always indexed in the same order */
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    plumb_status rc = PLUMB_OK;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.') continue; /* ., .., and hidden entries (.git ...) */
+        if (n == cap) {
+            size_t nc = cap ? cap * 2 : 64;
+            char **t = realloc(names, nc * sizeof *t);
+            if (!t) { rc = err_set(PLUMB_NOMEM, "walk"); break; }
+            names = t;
+            cap = nc;
+        }
+        if (!(names[n] = strdup(e->d_name))) { rc = err_set(PLUMB_NOMEM, "walk"); break; }
+        n++;
+    }
+    closedir(d);
+    if (!rc) qsort(names, n, sizeof *names, cmp_str);
+    buf path = {0};
+    for (size_t i = 0; !rc && i < n; i++) {
+        buf_reset(&path);
+        buf_puts(&path, dir);
+        if (path.len && path.p[path.len - 1] != '/') buf_putc(&path, '/');
+        buf_puts(&path, names[i]);
+        if (path.oom) { rc = err_set(PLUMB_NOMEM, "walk"); break; }
+        struct stat lsb, sb;
+        if (lstat(path.p, &lsb) != 0) {
+            say(g, PLUMB_MSG_WARN, "%s: %s", path.p, strerror(errno));
+            continue;
+        }
+        int link = S_ISLNK(lsb.st_mode);
+        if (link && stat(path.p, &sb) != 0) {
+            say(g, PLUMB_MSG_WARN, "%s: skipped (broken symbolic link)", path.p);
+            continue;
+        }
+        if (!link) sb = lsb;
+        if (S_ISDIR(sb.st_mode)) {
+            if (link && !g->p->follow_links) {
+                say(g, PLUMB_MSG_INFO, "%s: skipped (symbolic link to a directory; "
+                    "use follow_links)", path.p);
+                continue;
+            }
+            rc = walk_dir(g, path.p, &sb, depth + 1);
+        } else if (S_ISREG(sb.st_mode)) {
+            if (link) {
+                /* index a linked file under its real name, once */
+                char *real = realpath(path.p, NULL);
+                if (!real) continue;
+                rc = add_file(g, real, &sb);
+                free(real);
+            } else {
+                rc = add_file(g, path.p, &sb);
+            }
+        } else {
+            say(g, PLUMB_MSG_INFO, "%s: skipped (not a regular file)", path.p);
+        }
+    }
+    buf_free(&path);
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    g->ndirs--;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- */
+/* Reading and parsing                                                */
+/* ---------------------------------------------------------------- */
+
+static int read_all(const char *path, char **out, size_t *n) {
+    *out = NULL;
+    *n = 0;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    struct stat sb;
+    if (fstat(fd, &sb) != 0) { close(fd); return -1; }
+    size_t cap = (size_t)sb.st_size + 1, len = 0;
+    char *p = malloc(cap);
+    if (!p) { close(fd); errno = ENOMEM; return -1; }
+    for (;;) {
+        if (len + 1 >= cap) { /* the file grew while we read it */
+            if ((int64_t)cap > MAX_FILE_BYTES) { free(p); close(fd); errno = EFBIG; return -1; }
+            char *t = realloc(p, cap * 2);
+            if (!t) { free(p); close(fd); errno = ENOMEM; return -1; }
+            p = t;
+            cap *= 2;
+        }
+        ssize_t r = read(fd, p + len, cap - 1 - len);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            int e = errno;
+            free(p);
+            close(fd);
+            errno = e;
+            return -1;
+        }
+        if (r == 0) break;
+        len += (size_t)r;
+    }
+    close(fd);
+    p[len] = 0;
+    *out = p;
+    *n = len;
+    return 0;
+}
+
+static int has_prog(const char *name) {
+    const char *path = getenv("PATH");
+    if (!path) path = "/usr/bin:/bin";
+    char buf_[4096];
+    while (*path) {
+        const char *c = strchr(path, ':');
+        size_t l = c ? (size_t)(c - path) : strlen(path);
+        snprintf(buf_, sizeof buf_, "%.*s/%s", (int)l, path, name);
+        if (access(buf_, X_OK) == 0) return 1;
+        path += l + (c ? 1 : 0);
+    }
+    return 0;
+}
+
+/* Run pdftotext FILE - and collect its output. */
+static int pdf_text(const char *path, buf *out, int *status) {
+    int fds[2];
+    if (pipe(fds) != 0) return -1;
+    pid_t pid = fork();
+    if (pid < 0) { close(fds[0]); close(fds[1]); return -1; }
+    if (pid == 0) {
+        dup2(fds[1], 1);
+        close(fds[0]);
+        close(fds[1]);
+        int dn = open("/dev/null", O_WRONLY);
+        if (dn >= 0) dup2(dn, 2);
+        execlp("pdftotext", "pdftotext", "-q", "-enc", "UTF-8", path, "-", (char *)NULL);
+        _exit(127);
+    }
+    close(fds[1]);
+    char tmp[65536];
+    for (;;) {
+        ssize_t r = read(fds[0], tmp, sizeof tmp);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) break;
+        buf_append(out, tmp, (size_t)r);
+    }
+    close(fds[0]);
+    int ws = 0;
+    while (waitpid(pid, &ws, 0) < 0 && errno == EINTR) {}
+    *status = WIFEXITED(ws) ? WEXITSTATUS(ws) : 128;
+    return 0;
+}
+
+static const char *base_name(const char *path, size_t *len) {
+    const char *b = strrchr(path, '/');
+    b = b ? b + 1 : path;
+    const char *dot = strrchr(b, '.');
+    *len = dot && dot != b ? (size_t)(dot - b) : strlen(b);
+    return b;
+}
+
+static plumb_status commit_if_due(ingest *g) {
+    if (++g->pending < g->p->commit_every) return PLUMB_OK;
+    g->pending = 0;
+    plumb_status rc = store_commit(g->db);
+    if (!rc) rc = store_begin(g->db);
+    return rc;
+}
+
+static void count_result(ingest *g, plumb_add_result r) {
+    if (r == PLUMB_ADDED) g->st->docs_added++;
+    else if (r == PLUMB_REPLACED) g->st->docs_replaced++;
+    else g->st->docs_unchanged++;
+}
+
+/* Add one document. Inputs were validated (UTF-8 repaired, metadata
+** printed by cJSON), so a failure here is the index's (I/O, memory) and
+** ends the run: the open transaction is rolled back by the caller. No
+** savepoint per document: FTS5 flushes its pending terms at every
+** savepoint, which would cost more than the rest of the indexing. */
+static plumb_status add_one(ingest *g, const plumb_doc *d, int64_t file_id) {
+    plumb_add_result r;
+    size_t nch = 0;
+    plumb_status rc = store_add_doc(g->db, d, file_id, &r, NULL, &nch);
+    if (rc) return rc;
+    count_result(g, r);
+    g->st->chunks_added += (int64_t)nch;
+    return commit_if_due(g);
+}
+
+static const char *json_str(cJSON *o, const char *key) {
+    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
+    return cJSON_IsString(v) ? v->valuestring : NULL;
+}
+
+static plumb_status do_jsonl(ingest *g, const fent *f, char *data, size_t n, int64_t file_id,
+                             int64_t *ndocs) {
+    plumb_status rc = store_seen_reset(g->db);
+    size_t line = 0, pos = 0;
+    buf fixed = {0}, where = {0};
+    while (!rc && pos < n) {
+        line++;
+        char *s = data + pos;
+        char *nl = memchr(s, '\n', n - pos);
+        size_t len = nl ? (size_t)(nl - s) : n - pos;
+        pos += len + (nl ? 1 : 0);
+        if (len && s[len - 1] == '\r') len--;
+        s[len] = 0; /* we own the buffer: terminate the line in place */
+        size_t k = 0;
+        while (k < len && (s[k] == ' ' || s[k] == '\t')) k++;
+        if (k == len) continue; /* blank line */
+        buf_reset(&where);
+        buf_printf(&where, "%s:%zu", f->path, line);
+        if (utf8_check(s, len) != len) {
+            size_t first;
+            buf_reset(&fixed);
+            size_t nbad = utf8_repair(s, len, &fixed, &first);
+            if (fixed.oom) { rc = err_set(PLUMB_NOMEM, "repair"); break; }
+            say(g, PLUMB_MSG_WARN, "%s: invalid UTF-8 at byte %zu of the line "
+                "(%zu sequence%s replaced with U+FFFD)", where.p, first, nbad, nbad == 1 ? "" : "s");
+            s = fixed.p;
+            len = fixed.len;
+        }
+        const char *end = NULL;
+        cJSON *j = cJSON_ParseWithOpts(s, &end, 1);
+        if (!j || !cJSON_IsObject(j)) {
+            g->st->bad_records++;
+            say(g, PLUMB_MSG_WARN, "%s: malformed JSON%s near column %ld; line skipped", where.p,
+                j ? " (not an object)" : "", j ? 1L : (long)((end ? end : s) - s) + 1);
+            cJSON_Delete(j);
+            continue;
+        }
+        cJSON *idv = cJSON_GetObjectItemCaseSensitive(j, "_id");
+        char idnum[64];
+        const char *id = NULL;
+        if (cJSON_IsString(idv)) id = idv->valuestring;
+        else if (cJSON_IsNumber(idv)) {
+            snprintf(idnum, sizeof idnum, "%.17g", idv->valuedouble);
+            id = idnum;
+        }
+        if (!id || !*id) {
+            g->st->bad_records++;
+            say(g, PLUMB_MSG_WARN, "%s: record has no \"_id\" (string); line skipped", where.p);
+            cJSON_Delete(j);
+            continue;
+        }
+        cJSON *tv = cJSON_GetObjectItemCaseSensitive(j, "text");
+        if (tv && !cJSON_IsString(tv) && !cJSON_IsNull(tv)) {
+            g->st->bad_records++;
+            say(g, PLUMB_MSG_WARN, "%s: \"text\" of '%s' is not a string; line skipped", where.p, id);
+            cJSON_Delete(j);
+            continue;
+        }
+        int dup = 0;
+        rc = store_seen_add(g->db, id, &dup);
+        if (rc) { cJSON_Delete(j); break; }
+        if (dup)
+            say(g, PLUMB_MSG_WARN, "%s: duplicate _id '%s' in this file; the later record wins",
+                where.p, id);
+        char *meta = NULL;
+        cJSON *mv = cJSON_GetObjectItemCaseSensitive(j, "metadata");
+        if (cJSON_IsObject(mv) && mv->child) meta = cJSON_PrintUnformatted(mv);
+        plumb_doc d = {id, json_str(j, "title"), json_str(j, "text"), meta, where.p};
+        rc = add_one(g, &d, file_id);
+        if (!rc) (*ndocs)++;
+        free(meta);
+        cJSON_Delete(j);
+        if ((line & 255) == 0) report(g, 0);
+    }
+    buf_free(&fixed);
+    buf_free(&where);
+    return rc;
+}
+
+static plumb_status do_file(ingest *g, const fent *f) {
+    plumb_status rc = PLUMB_OK;
+    char *data = NULL;
+    size_t n = 0;
+    buf pdf = {0}, fixed = {0};
+    g->prog.current = f->path;
+    report(g, 0);
+
+    if (f->k == K_PDF) {
+        if (g->pdftotext < 0) g->pdftotext = has_prog("pdftotext");
+        if (!g->pdftotext) {
+            g->st->files_skipped++;
+            if (!g->pdf_warned++)
+                say(g, PLUMB_MSG_WARN, "%s: skipped: PDF needs the pdftotext program, which is "
+                    "not installed (Debian/Ubuntu: apt-get install poppler-utils); further PDFs "
+                    "are skipped silently", f->path);
+            goto done;
+        }
+    }
+    if (read_all(f->path, &data, &n) != 0) {
+        g->st->files_skipped++;
+        say(g, PLUMB_MSG_WARN, "%s: cannot read: %s", f->path, strerror(errno));
+        goto done;
+    }
+    g->st->bytes_read += (int64_t)n;
+    char hex[17];
+    hash64_hex(hash64(data, n, 0x66696c65ULL), hex);
+    store_file rec;
+    if ((rc = store_file_get(g->db, f->path, &rec))) goto done;
+    if (rec.id && !strcmp(rec.hash, hex)) {
+        g->st->files_unchanged++;
+        goto done;
+    }
+
+    if (f->k != K_JSONL && f->k != K_PDF) {
+        size_t sniff = n < SNIFF_BYTES ? n : SNIFF_BYTES;
+        if (memchr(data, 0, sniff)) {
+            g->st->files_skipped++;
+            say(g, PLUMB_MSG_WARN, "%s: skipped (binary file: NUL byte in the first %zu bytes)",
+                f->path, sniff);
+            goto done;
+        }
+    }
+    if (f->k == K_PDF) {
+        int status = 0;
+        if (pdf_text(f->path, &pdf, &status) != 0 || status != 0 || pdf.oom) {
+            g->st->files_skipped++;
+            say(g, PLUMB_MSG_WARN, "%s: pdftotext failed (exit status %d); skipped", f->path, status);
+            goto done;
+        }
+    }
+    /* record the file first, with an empty hash: see HOW IT WORKS, 2 */
+    int64_t file_id = 0, ndocs = 0;
+    if ((rc = store_file_put(g->db, f->path, f->size, f->mtime, "", 0, &file_id))) goto done;
+
+    if (f->k == K_JSONL) {
+        rc = do_jsonl(g, f, data, n, file_id, &ndocs);
+        if (!rc && g->p->prune) {
+            int64_t gone = 0;
+            rc = store_prune_unseen(g->db, file_id, &gone);
+            g->st->docs_deleted += gone;
+        }
+    } else {
+        const char *src = f->k == K_PDF ? pdf.p ? pdf.p : "" : data;
+        size_t sn = f->k == K_PDF ? pdf.len : n;
+        if (utf8_check(src, sn) != sn) {
+            size_t first;
+            size_t nbad = utf8_repair(src, sn, &fixed, &first);
+            say(g, PLUMB_MSG_WARN, "%s: invalid UTF-8 at byte %zu (%zu sequence%s replaced "
+                "with U+FFFD)", f->path, first, nbad, nbad == 1 ? "" : "s");
+            src = fixed.p ? fixed.p : "";
+            sn = fixed.len;
+        }
+        buf_reset(&g->title);
+        buf_reset(&g->text);
+        int prc = 0;
+        if (f->k == K_HTML) prc = parse_html(src, sn, &g->title, &g->text);
+        else if (f->k == K_MD) prc = parse_markdown(src, sn, &g->title, &g->text);
+        else buf_append(&g->text, src, sn);
+        if (prc || g->title.oom || g->text.oom || fixed.oom) {
+            rc = err_set(PLUMB_NOMEM, "%s: parse", f->path);
+            goto done;
+        }
+        if (!g->title.len) {
+            size_t bl;
+            const char *b = base_name(f->path, &bl);
+            buf_append(&g->title, b, bl);
+        }
+        plumb_doc d = {f->path, g->title.p, g->text.p ? g->text.p : "", NULL, f->path};
+        rc = add_one(g, &d, file_id);
+        ndocs = 1;
+    }
+    if (!rc) rc = store_file_put(g->db, f->path, f->size, f->mtime, hex, ndocs, NULL);
+    if (!rc) g->st->files_indexed++;
+done:
+    free(data);
+    buf_free(&pdf);
+    buf_free(&fixed);
+    g->prog.files_done++;
+    g->prog.bytes_done += f->size;
+    return rc;
+}
+
+/* ---------------------------------------------------------------- */
+/* Driver                                                             */
+/* ---------------------------------------------------------------- */
+
+static plumb_status prune_root(ingest *g, const char *root) {
+    int64_t *ids = NULL;
+    char **paths = NULL;
+    size_t n = 0;
+    plumb_status rc = store_files_unseen(g->db, root, &ids, &paths, &n);
+    for (size_t i = 0; !rc && i < n; i++) {
+        int64_t nd = 0;
+        rc = store_file_delete(g->db, ids[i], &nd);
+        if (rc) break;
+        g->st->files_pruned++;
+        g->st->docs_deleted += nd;
+        say(g, PLUMB_MSG_INFO, "%s: gone; removed %lld document%s", paths[i], (long long)nd,
+            nd == 1 ? "" : "s");
+    }
+    for (size_t i = 0; i < n; i++) free(paths[i]);
+    free(paths);
+    free(ids);
+    return rc;
+}
+
+plumb_status ingest_paths(plumb_db *db, const char *const *paths, int npaths,
+                          const plumb_index_params *p, plumb_index_stats *st) {
+    ingest g = {0};
+    g.db = db;
+    g.p = p;
+    g.st = st;
+    g.pdftotext = -1;
+    g.t0 = now_s();
+    plumb_status rc = PLUMB_OK, missing = PLUMB_OK;
+    char **roots = calloc((size_t)npaths + 1, sizeof *roots);
+    if (!roots) return err_set(PLUMB_NOMEM, "index");
+    char first_missing[1024] = "";
+
+    rc = store_begin(db);
+    if (!rc) rc = store_walk_reset(db);
+    for (int i = 0; !rc && i < npaths; i++) {
+        char *real = realpath(paths[i], NULL);
+        if (!real) {
+            int e = errno;
+            say(&g, PLUMB_MSG_ERROR, "%s: %s", paths[i], strerror(e));
+            if (!missing) {
+                missing = e == ENOENT ? PLUMB_NOTFOUND : PLUMB_IO;
+                snprintf(first_missing, sizeof first_missing, "%s: %s", paths[i], strerror(e));
+            }
+            /* a vanished explicit path is still pruned, by its absolute name */
+            if (p->prune && paths[i][0] == '/') roots[i] = strdup(paths[i]);
+            continue;
+        }
+        roots[i] = real;
+        struct stat sb;
+        if (stat(real, &sb) != 0) {
+            say(&g, PLUMB_MSG_ERROR, "%s: %s", paths[i], strerror(errno));
+            continue;
+        }
+        if (S_ISDIR(sb.st_mode)) rc = walk_dir(&g, real, &sb, 0);
+        else if (S_ISREG(sb.st_mode)) rc = add_file(&g, real, &sb);
+        else say(&g, PLUMB_MSG_WARN, "%s: skipped (not a regular file or directory)", paths[i]);
+    }
+    g.prog.files_total = (int64_t)g.nf;
+    g.prog.bytes_total = g.bytes_total;
+    report(&g, 1);
+    for (size_t i = 0; !rc && i < g.nf; i++) rc = do_file(&g, &g.f[i]);
+    if (!rc && p->prune)
+        for (int i = 0; !rc && i < npaths; i++)
+            if (roots[i]) rc = prune_root(&g, roots[i]);
+    if (!rc) rc = store_commit(db);
+    else {
+        /* keep what the earlier commits saved; drop only the open part */
+        plumb_status keep = rc;
+        char m[1024];
+        snprintf(m, sizeof m, "%s", plumb_errmsg());
+        store_rollback(db);
+        rc = err_set(keep, "%s", m);
+    }
+    st->elapsed_s = now_s() - g.t0;
+    g.prog.current = NULL;
+    report(&g, 1);
+
+    for (size_t i = 0; i < g.nf; i++) free(g.f[i].path);
+    free(g.f);
+    free(g.dirs);
+    for (int i = 0; i < npaths; i++) free(roots[i]);
+    free(roots);
+    buf_free(&g.msg);
+    buf_free(&g.title);
+    buf_free(&g.text);
+    if (!rc && missing) rc = err_set(missing, "%s", first_missing);
+    return rc;
+}

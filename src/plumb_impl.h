@@ -1,0 +1,315 @@
+/*
+** plumb_impl.h -- internal interfaces shared by the library's files.
+**
+** One banner section per .c file. Cross-file internals carry the file's
+** stem as prefix (tok_, chunk_, parse_, store_ ...). Nothing here is
+** exported from the shared library (-fvisibility=hidden).
+*/
+#ifndef PLUMB_IMPL_H
+#define PLUMB_IMPL_H
+
+#define PLUMB_BUILDING 1
+#include "plumb.h"
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdarg.h>
+
+#define PLUMB_INTERNAL __attribute__((visibility("hidden")))
+
+/* ======================================================================
+** err.c -- thread-local error message and status text
+** ==================================================================== */
+
+/* Set this thread's detail message (printf-style) and return rc, so
+** callers write `return err_set(PLUMB_IO, "open %s: %s", p, strerror(e));` */
+plumb_status err_set(plumb_status rc, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+void err_clear(void);
+
+/* ======================================================================
+** buf.c -- growable byte buffer (always NUL-terminated when len > 0)
+** ==================================================================== */
+
+typedef struct buf {
+    char *p;    /* bytes; p[len] == 0 once anything was appended */
+    size_t len; /* bytes used, excluding the terminating NUL */
+    size_t cap; /* bytes allocated */
+    int oom;    /* sticky: an append failed; later appends are no-ops */
+} buf;
+
+void buf_append(buf *b, const char *s, size_t n);
+void buf_puts(buf *b, const char *s);
+void buf_putc(buf *b, char c);
+void buf_printf(buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_reset(buf *b);   /* len = 0, keeps memory */
+void buf_free(buf *b);    /* releases memory; b is reusable after */
+char *buf_detach(buf *b); /* returns p (or "" copy), leaves b empty; NULL on OOM */
+
+/* ======================================================================
+** hash.c -- content hashing
+** ==================================================================== */
+
+/* 64-bit non-cryptographic content hash (stable across platforms and
+** versions: it is stored in the index). */
+uint64_t hash64(const void *data, size_t n, uint64_t seed);
+/* Writes 16 lowercase hex digits and a NUL into out[17]. */
+void hash64_hex(uint64_t h, char out[17]);
+
+/* ======================================================================
+** utf8.c -- validation and repair
+** ==================================================================== */
+
+/* Returns the byte offset of the first invalid UTF-8 sequence in s[0..n),
+** or n if s is valid. Overlong forms, surrogates and code points above
+** U+10FFFF are invalid. NUL bytes are valid UTF-8 but reported by
+** utf8_find_nul(). */
+size_t utf8_check(const char *s, size_t n);
+
+/* Appends s to out with every invalid sequence replaced by U+FFFD and
+** every NUL byte dropped. Returns the number of replacements made;
+** *first_bad (may be NULL) receives the offset of the first one, or n. */
+size_t utf8_repair(const char *s, size_t n, buf *out, size_t *first_bad);
+
+/* ======================================================================
+** tok.c -- the engine's tokenizer (also registered as FTS5 tokenizer)
+**
+** Pipeline per word: Unicode case folding, diacritic removal, possessive
+** 's removal, stop words (English list, optional), Snowball stemming.
+** Runs of CJK ideographs/kana/hangul become overlapping bigrams (a run of
+** one character is a unigram). Word boundaries approximate UAX #29 as
+** Lucene's StandardTokenizer does: letters and digits join; '.', '\''
+** and U+2019 stay inside a word when letters or digits stand on both
+** sides; ',' stays between digits ("1,000"). Words longer than
+** TOK_MAX_BYTES after folding are skipped.
+** A tok_ctx is not thread-safe: one per thread (or per FTS5 tokenizer
+** instance, which SQLite uses from one connection at a time).
+** ==================================================================== */
+
+#define TOK_MAX_BYTES 128
+
+typedef struct tok_ctx tok_ctx;
+
+/* language: a libstemmer algorithm name ("english", "porter", ...) or
+** "none". stopwords: 1 to drop the English stop word list. Returns NULL
+** with err_set() on an unknown language or OOM. */
+tok_ctx *tok_new(const char *language, int stopwords);
+void tok_free(tok_ctx *t);
+
+/* Receives each term (not NUL-terminated) with the byte range [start,end)
+** of the text it came from. Non-zero return stops tokenization and is
+** returned by tok_run(). */
+typedef int (*tok_emit_fn)(void *arg, const char *term, int n, int start, int end);
+
+/* Tokenize text[0..n). Text is assumed valid UTF-8; invalid bytes are
+** treated as separators. Returns 0, the emit function's non-zero value,
+** or -1 on OOM. */
+int tok_run(tok_ctx *t, const char *text, int n, tok_emit_fn emit, void *arg);
+
+/* True when language names a stemmer libstemmer has (or "none"). */
+int tok_language_ok(const char *language);
+
+/* ======================================================================
+** parse.c -- turning file contents into (title, text)
+** ==================================================================== */
+
+/* Strip HTML: drops tags, comments, <script>, <style>, <head> content
+** other than <title>; decodes named (common set) and numeric entities;
+** block elements (p, div, br, li, h1-h6, tr, ...) become line breaks and
+** paragraphs blank lines; runs of spaces collapse. The <title> (or first
+** <h1> when there is no title) goes to *title. Input must be UTF-8.
+** Returns 0, or -1 on OOM. */
+int parse_html(const char *in, size_t n, buf *title, buf *text);
+
+/* Strip Markdown: YAML front matter (its "title:" is used), headings'
+** '#' marks (first level-1 heading becomes the title when there is no
+** front-matter title), emphasis, inline code marks, links and images
+** (link text kept, URL dropped), HTML tags, list and quote markers, table
+** pipes; fenced code blocks keep their content. Paragraph breaks are kept
+** as blank lines. Returns 0, or -1 on OOM. */
+int parse_markdown(const char *in, size_t n, buf *title, buf *text);
+
+/* ======================================================================
+** chunk.c -- token-aware chunking at paragraph and sentence boundaries
+** ==================================================================== */
+
+typedef struct chunk_span {
+    size_t start, end; /* byte range [start,end) of the document text */
+} chunk_span;
+
+/* Estimated generator tokens of s[0..n): a cheap, conservative stand-in
+** for a BPE count (about 1.3 per English word, more for numbers, long
+** words and punctuation). */
+size_t chunk_estimate_tokens(const char *s, size_t n);
+
+/* Split text[0..n) into windows of at most max_tokens estimated tokens,
+** consecutive windows sharing about `overlap` tokens. Cuts prefer, in
+** order: paragraph breaks (blank line), line breaks, sentence ends
+** (.!? followed by space and an upper-case letter or digit, also CJK
+** 。！？), then spaces; a single word longer than a window is cut
+** at a UTF-8 character boundary. Windows never start or end with
+** whitespace. max_tokens == 0, or a text that fits, yields one span
+** covering the trimmed text. An empty or all-whitespace text yields zero
+** spans. *out is malloc'd (free() it); returns 0 or -1 on OOM. */
+int chunk_split(const char *text, size_t n, size_t max_tokens, size_t overlap,
+                chunk_span **out, size_t *nout);
+
+
+/* ======================================================================
+** store.c -- the SQLite index: schema, settings, connections, writes
+**
+** One writer connection per handle (guarded by wlock) and a pool of
+** reader connections, each used by one thread at a time. WAL mode: a
+** reader's transaction is a stable snapshot that writers never block.
+** ==================================================================== */
+
+#include <pthread.h>
+#include <sqlite3.h>
+
+typedef struct idx_settings {
+    int format_version;
+    int64_t created_at;
+    char language[32];
+    int stopwords;
+    int chunk_tokens, chunk_overlap;
+    double k1, b, wt, wb;
+} idx_settings;
+
+typedef struct reader {
+    struct reader *next;      /* free-list link in the pool */
+    sqlite3 *conn;
+    tok_ctx *tok;             /* query tokenization and snippets */
+    sqlite3_stmt *st_gen;     /* current generation */
+    sqlite3_stmt *st_bm25;    /* own BM25F top-k */
+    sqlite3_stmt *st_fts5;    /* FTS5 bm25() top-k (baseline) */
+    sqlite3_stmt *st_hit;     /* chunk + document fields of one hit */
+} reader;
+
+enum {
+    WS_DOC_GET, WS_DOC_INS, WS_DOC_DEL, WS_CHUNKS_OF, WS_CHUNK_INS, WS_CHUNKS_DEL,
+    WS_FTS_INS, WS_FTS_DEL, WS_GEN_BUMP, WS_FILE_GET, WS_FILE_UPSERT, WS_FILE_DEL,
+    WS_DOCS_OF_FILE, WS_SEEN_ADD, WS_UNSEEN_DOCS, WS_WALK_ADD, WS_FILES_UNSEEN, WS_COUNT
+};
+
+struct plumb_db {
+    char *path;
+    int readonly;
+    int busy_ms;
+    idx_settings set;           /* read at open; immutable afterwards */
+    pthread_mutex_t wlock;      /* one writer at a time on this handle */
+    sqlite3 *w;                 /* writer connection; NULL when read-only */
+    sqlite3_stmt *ws[WS_COUNT]; /* writer statements, prepared lazily */
+    int in_txn;                 /* a write transaction is open */
+    int user_batch;             /* ...opened by plumb_batch_begin */
+    int dirty;                  /* the open transaction changed rows */
+    tok_ctx *wtok;              /* writer-side tokenizer (unused by FTS5) */
+    pthread_mutex_t plock;      /* guards pool */
+    reader *pool;               /* idle reader connections */
+};
+
+/* Map an SQLite result code to a status and set the message
+** "<what>: <sqlite message>". */
+plumb_status store_err(sqlite3 *conn, int src, const char *what);
+
+plumb_status store_open(plumb_db *db, const char *path, const plumb_open_params *p);
+void store_close(plumb_db *db);
+
+plumb_status store_reader_get(plumb_db *db, reader **out);
+void store_reader_put(plumb_db *db, reader *r);
+
+/* Writer transactions. Callers hold db->wlock. store_commit bumps the
+** generation when anything changed. */
+plumb_status store_begin(plumb_db *db);
+plumb_status store_commit(plumb_db *db);
+void store_rollback(plumb_db *db);
+
+/* Add or replace a document inside an open transaction. file_id is the
+** files row it came from, or 0. */
+plumb_status store_add_doc(plumb_db *db, const plumb_doc *doc, int64_t file_id,
+                           plumb_add_result *result, int64_t *doc_rowid, size_t *nchunks);
+/* Delete by caller id (PLUMB_NOTFOUND if absent) or by row id. */
+plumb_status store_delete_doc(plumb_db *db, const char *doc_id);
+plumb_status store_delete_rowid(plumb_db *db, int64_t rowid);
+
+/* Files (ingest bookkeeping), inside an open transaction. */
+typedef struct store_file {
+    int64_t id;     /* 0 when the path is not known */
+    int64_t size, mtime;
+    char hash[17];
+} store_file;
+plumb_status store_file_get(plumb_db *db, const char *path, store_file *out);
+plumb_status store_file_put(plumb_db *db, const char *path, int64_t size, int64_t mtime,
+                            const char *hash, int64_t n_docs, int64_t *file_id);
+/* Delete a file row and all documents that came from it; *ndocs counts them. */
+plumb_status store_file_delete(plumb_db *db, int64_t file_id, int64_t *ndocs);
+
+/* Per-file bookkeeping of the document ids seen while re-reading a
+** JSONL file (a TEMP table on the writer connection). store_seen_add sets
+** *dup when the id was already seen since the last reset. */
+plumb_status store_seen_reset(plumb_db *db);
+plumb_status store_seen_add(plumb_db *db, const char *doc_id, int *dup);
+/* Delete the documents of file_id whose ids were not seen; *n counts them. */
+plumb_status store_prune_unseen(plumb_db *db, int64_t file_id, int64_t *n);
+
+/* Files recorded under `root` (a canonical path: the file itself or a
+** directory) that are not in the walk's seen list. The callback gets
+** each one's id and path; store_walk_* maintain the seen list. */
+plumb_status store_walk_reset(plumb_db *db);
+plumb_status store_walk_add(plumb_db *db, const char *path);
+plumb_status store_files_unseen(plumb_db *db, const char *root,
+                                int64_t **ids, char ***paths, size_t *n);
+
+plumb_status store_stats(plumb_db *db, plumb_stats *out);
+
+/* ======================================================================
+** lex.c -- lexical retrieval on FTS5: tokenizer glue and BM25F
+** ==================================================================== */
+
+/* Register the "plumb" FTS5 tokenizer and the plumb_bm25 auxiliary
+** function on a connection. */
+plumb_status lex_register(sqlite3 *conn);
+
+/* The query's terms, in order, duplicates kept (a repeated query term
+** counts twice, as in Lucene's BooleanQuery). */
+typedef struct lex_query {
+    buf match;      /* FTS5 MATCH expression: "w1" OR "w2" ... */
+    buf terms;      /* the terms, each NUL-terminated, back to back */
+    int nterms;
+} lex_query;
+
+/* Tokenize `query` with the reader's tokenizer into *q (zeroed by the
+** caller; release with lex_query_free). nterms == 0 means no hits. */
+plumb_status lex_query_parse(tok_ctx *tok, const char *query, lex_query *q);
+void lex_query_free(lex_query *q);
+
+typedef struct lex_hit {
+    int64_t rowid;  /* chunk id */
+    double score;   /* higher is better */
+} lex_hit;
+
+/* Top-k chunks for a parsed query. *out is malloc'd (free()), sorted by
+** score descending then rowid ascending. */
+plumb_status lex_search(reader *r, const lex_query *q, const plumb_search_params *p,
+                        const idx_settings *set, lex_hit **out, size_t *nout,
+                        int64_t *matched);
+
+/* ======================================================================
+** snippet.c -- best window of a chunk with query terms highlighted
+** ==================================================================== */
+
+/* Append to *out a window of about `words` tokens of text[0..n) that
+** covers the most distinct query terms (then the most occurrences),
+** with each matching word wrapped in hl_open/hl_close and "…" where the
+** window cuts the text. With no match: the start of the text. Returns
+** 0, or -1 on OOM. */
+int snippet_build(tok_ctx *tok, const char *text, size_t n, const lex_query *q, int words,
+                  const char *hl_open, const char *hl_close, buf *out);
+
+/* ======================================================================
+** ingest.c -- walking paths, reading and parsing files
+** ==================================================================== */
+
+plumb_status ingest_paths(plumb_db *db, const char *const *paths, int npaths,
+                          const plumb_index_params *p, plumb_index_stats *st);
+
+#endif /* PLUMB_IMPL_H */

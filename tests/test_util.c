@@ -1,0 +1,102 @@
+/* test_util.c -- utf8 validation/repair, the content hash, buf. */
+#include "check.h"
+#include "plumb_impl.h"
+
+static void test_utf8(void) {
+    CHECK(utf8_check("", 0) == 0);
+    CHECK(utf8_check("abc", 3) == 3);
+    CHECK(utf8_check("caf\xC3\xA9", 5) == 5);
+    CHECK(utf8_check("\xE4\xB8\xAD\xE6\x96\x87", 6) == 6);     /* 中文 */
+    CHECK(utf8_check("\xF0\x9F\x98\x80", 4) == 4);             /* emoji */
+    CHECK(utf8_check("ab\xFFzz", 5) == 2);                     /* invalid byte */
+    CHECK(utf8_check("ab\xC3", 3) == 2);                       /* truncated */
+    CHECK(utf8_check("\xC0\xAF", 2) == 0);                     /* overlong '/' */
+    CHECK(utf8_check("\xE0\x80\xAF", 3) == 0);                 /* overlong 3-byte */
+    CHECK(utf8_check("\xED\xA0\x80", 3) == 0);                 /* surrogate D800 */
+    CHECK(utf8_check("\xF4\x90\x80\x80", 4) == 0);             /* above U+10FFFF */
+    CHECK(utf8_check("\xF0\x8F\xBF\xBF", 4) == 0);             /* overlong 4-byte */
+    CHECK(utf8_check("x\x80", 2) == 1);                        /* lone continuation */
+
+    buf b = {0};
+    size_t first = 0;
+    CHECK(utf8_repair("ok", 2, &b, &first) == 0 && first == 2);
+    CHECK_STR(b.p, "ok");
+    buf_reset(&b);
+    CHECK(utf8_repair("a\xFF" "b\xC3", 4, &b, &first) == 2);
+    CHECK(first == 1);
+    CHECK_STR(b.p, "a\xEF\xBF\xBD" "b\xEF\xBF\xBD");
+    CHECK(utf8_check(b.p, b.len) == b.len);
+    buf_reset(&b);
+    /* NUL bytes are dropped, not replaced */
+    CHECK(utf8_repair("a\0b", 3, &b, &first) == 1 && first == 1);
+    CHECK(b.len == 2 && !memcmp(b.p, "ab", 2));
+    buf_reset(&b);
+    /* a broken 3-byte sequence: lead + one continuation -> one U+FFFD */
+    CHECK(utf8_repair("\xE4\xB8z", 3, &b, &first) == 1);
+    CHECK_STR(b.p, "\xEF\xBF\xBDz");
+    buf_free(&b);
+}
+
+static void test_hash(void) {
+    /* frozen definition: these values are stored in indexes */
+    char hx[17];
+    uint64_t a = hash64("", 0, 0), b = hash64("a", 1, 0), c = hash64("b", 1, 0);
+    CHECK(a != b && b != c);
+    CHECK(hash64("abcdefghij", 10, 1) != hash64("abcdefghij", 10, 2));
+    CHECK(hash64("abcdefghij", 10, 1) == hash64("abcdefghij", 10, 1));
+    /* every single-bit flip of a 64-byte input changes the hash */
+    char m[64];
+    for (int i = 0; i < 64; i++) m[i] = (char)i;
+    uint64_t h0 = hash64(m, 64, 7);
+    int same = 0;
+    for (int bit = 0; bit < 512; bit++) {
+        m[bit / 8] ^= (char)(1 << (bit % 8));
+        same += hash64(m, 64, 7) == h0;
+        m[bit / 8] ^= (char)(1 << (bit % 8));
+    }
+    CHECK(same == 0);
+    hash64_hex(0x0123456789abcdefULL, hx);
+    CHECK_STR(hx, "0123456789abcdef");
+    /* tail lengths 0..7 all differ from each other */
+    uint64_t hs[9];
+    for (int n = 0; n <= 8; n++) hs[n] = hash64("zzzzzzzz", (size_t)n, 0);
+    for (int i = 0; i <= 8; i++)
+        for (int j = i + 1; j <= 8; j++) CHECK(hs[i] != hs[j]);
+}
+
+static void test_buf(void) {
+    buf b = {0};
+    for (int i = 0; i < 1000; i++) buf_printf(&b, "%d,", i);
+    CHECK(!b.oom);
+    CHECK(b.len == strlen(b.p));
+    CHECK(!strncmp(b.p, "0,1,2,", 6));
+    buf_reset(&b);
+    char big[1000];
+    memset(big, 'x', sizeof big - 1);
+    big[999] = 0;
+    buf_printf(&b, "<%s>", big); /* longer than the fast path */
+    CHECK(b.len == 1001 && b.p[0] == '<' && b.p[1000] == '>');
+    char *d = buf_detach(&b);
+    CHECK(d && strlen(d) == 1001 && b.p == NULL && b.len == 0);
+    free(d);
+    d = buf_detach(&b); /* empty: an empty string, not NULL */
+    CHECK(d && d[0] == 0);
+    free(d);
+}
+
+static void test_status(void) {
+    for (int s = PLUMB_OK; s <= PLUMB_BUSY; s++) CHECK(plumb_status_str((plumb_status)s)[0]);
+    CHECK_STR(plumb_status_str(PLUMB_OK), "ok");
+    CHECK(plumb_status_str((plumb_status)999) != NULL);
+    CHECK_STR(plumb_libversion(), PLUMB_VERSION);
+    CHECK(err_set(PLUMB_IO, "file %s line %d", "x.txt", 3) == PLUMB_IO);
+    CHECK_STR(plumb_errmsg(), "file x.txt line 3");
+}
+
+int main(void) {
+    test_utf8();
+    test_hash();
+    test_buf();
+    test_status();
+    return CHECK_DONE();
+}
