@@ -219,10 +219,14 @@ PLUMB_API plumb_status plumb_index_paths(plumb_db *db, const char *const *paths,
 /* ------------------------------------------------------------------ */
 
 typedef enum plumb_scorer {
-    PLUMB_SCORER_BM25 = 0, /* plumb's BM25F: k1, b and field weights below */
-    PLUMB_SCORER_FTS5      /* SQLite FTS5's built-in bm25() (k1=1.2, b=0.75,
+    PLUMB_SCORER_BM25 = 0, /* plumb's BM25F (k1, b and field weights below) on
+                              the engine's own in-memory top-k index */
+    PLUMB_SCORER_FTS5,     /* SQLite FTS5's built-in bm25() (k1=1.2, b=0.75,
                               fixed, field weights 1); a baseline for
                               measurements: ignores the four fields below */
+    PLUMB_SCORER_BM25_SQL  /* the same BM25F as PLUMB_SCORER_BM25, computed by
+                              an FTS5 auxiliary function over every matching
+                              row: the slow exhaustive reference */
 } plumb_scorer;
 
 typedef struct plumb_search_params {
@@ -261,6 +265,9 @@ typedef struct plumb_hits {
 
 /* Search the index. An empty query, or one with only stop words, returns
 ** zero hits and PLUMB_OK. Ties in score are broken by ascending chunk id.
+** The first search on a handle builds the in-memory BM25 index from the
+** file (about a second per million short chunks); later searches replay
+** only what other writers changed since.
 ** On success *out must be released with plumb_hits_free(). */
 PLUMB_API plumb_status plumb_search(plumb_db *db, const char *query,
                                     const plumb_search_params *p, plumb_hits **out);

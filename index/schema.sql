@@ -59,6 +59,16 @@ CREATE TABLE chunks(
   UNIQUE(doc, seq)
 );
 
+-- Every chunk insert (+1) and delete (-1), in commit order: readers
+-- replay it to keep their in-memory BM25 index in step with this
+-- snapshot (src/bm25.c). Old entries are truncated; a reader whose
+-- position was truncated rebuilds from the chunks table.
+CREATE TABLE lex_log(
+  seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+  chunk INTEGER NOT NULL,            -- chunks.id
+  op    INTEGER NOT NULL             -- +1 added, -1 deleted
+);
+
 -- What FTS5 indexes per chunk: the document title and the chunk text.
 CREATE VIEW chunk_content(id, title, body) AS
   SELECT c.id, d.title, c.text FROM chunks c JOIN documents d ON d.id = c.doc;

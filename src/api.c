@@ -124,7 +124,8 @@ static plumb_status write_end(plumb_db *db, plumb_status rc) {
         }
         db->user_batch = 0;
     } else if (!db->user_batch) {
-        rc = store_commit(db);
+        plumb_status crc = store_commit(db);
+        if (crc) rc = crc;
     }
     pthread_mutex_unlock(&db->wlock);
     return rc;
@@ -268,7 +269,8 @@ plumb_status plumb_search(plumb_db *db, const char *query, const plumb_search_pa
     if (!p) { plumb_search_params_init(&def); p = &def; }
     if (p->k < 0 || p->k > MAX_K)
         return err_set(PLUMB_MISUSE, "plumb_search: k must be between 0 and %d (got %d)", MAX_K, p->k);
-    if (p->scorer != PLUMB_SCORER_BM25 && p->scorer != PLUMB_SCORER_FTS5)
+    if (p->scorer != PLUMB_SCORER_BM25 && p->scorer != PLUMB_SCORER_FTS5 &&
+        p->scorer != PLUMB_SCORER_BM25_SQL)
         return err_set(PLUMB_MISUSE, "plumb_search: unknown scorer %d", (int)p->scorer);
     if ((p->bm25_b > 1) || (p->weight_title >= 0 && p->weight_body >= 0 &&
                             p->weight_title + p->weight_body <= 0))
@@ -286,10 +288,31 @@ plumb_status plumb_search(plumb_db *db, const char *query, const plumb_search_pa
     if (rc) goto done;
     rc = lex_query_parse(r->tok, query, &q);
     if (rc) goto done;
-    int src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
-    if (src) { rc = store_err(r->conn, src, "begin read"); goto done; }
-    h->pub.generation = read_generation(r);
-    rc = lex_search(r, &q, p, &db->set, &lh, &nl, &h->pub.matched);
+    int src;
+    for (int attempt = 0;; attempt++) {
+        src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
+        if (src) { rc = store_err(r->conn, src, "begin read"); goto done; }
+        h->pub.generation = read_generation(r);
+        if (p->scorer != PLUMB_SCORER_BM25 || q.nterms == 0) {
+            rc = lex_search(r, &q, p, &db->set, &lh, &nl, &h->pub.matched);
+            break;
+        }
+        rc = bm25_sync(db->bm25, r, h->pub.generation);
+        if (rc == PLUMB_BUSY && attempt < 1000) {
+            /* the index moved past this snapshot: read a newer one */
+            sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);
+            continue;
+        }
+        if (rc) break;
+        const idx_settings *set = &db->set;
+        rc = bm25_topk(db->bm25, &r->scratch, &q, p->bm25_k1 >= 0 ? p->bm25_k1 : set->k1,
+                       p->bm25_b >= 0 ? p->bm25_b : set->b,
+                       p->weight_title >= 0 ? p->weight_title : set->wt,
+                       p->weight_body >= 0 ? p->weight_body : set->wb, p->k, &lh, &nl,
+                       &h->pub.matched);
+        bm25_release(db->bm25);
+        break;
+    }
     if (!rc && nl) {
         /* 7 string offsets per hit, resolved to pointers once the arena
         ** stops moving */

@@ -3,10 +3,13 @@
 **
 ** Workload: one call per ingested file, >10,000 files/s of a few KB,
 ** occasionally megabytes of machine-generated or broken markup. Both
-** parsers make one forward pass, never read past n, never recurse without
-** a depth bound, and keep every search that could rescan the input
-** (closing quotes, closing backtick runs) behind a "not found after"
-** cache, so hostile input stays O(n).
+** parsers make one forward pass, never read past n and never recurse
+** without a depth bound. Searches for a closer either jump past what they
+** scan or fail at most once: a closing quote or backtick run that is not
+** there cannot be searched for again (a later opener would have been the
+** closer), and the closers that can be searched for repeatedly
+** ("</title", "]]>", "-->") remember where they are known to be absent.
+** So hostile input stays O(n).
 **
 ** Output contract shared by both: text is valid UTF-8 without NULs (bytes
 ** of invalid input become U+FFFD), paragraphs are separated by exactly
@@ -369,38 +372,56 @@ typedef struct html {
     int have_title;  /* a non-empty <title> was seen */
     int h1_state;    /* 0 none yet, 1 inside the first <h1>, 2 done */
     size_t h1_start; /* text length when the first <h1> opened */
-    size_t noquote[2]; /* no '"' (0) / '\'' (1) at or after this offset */
+    size_t no_title, no_cdata; /* no "</title" / "]]>" at or after this offset */
 } html;
 
-enum { TAG_RAW = 1, TAG_BLOCK1, TAG_BLOCK2 };
+/* What a tag does to the text. */
+enum {
+    T_RAW = 1,   /* raw text up to its own end tag: content dropped */
+    T_LINE = 2,  /* a line break before and after */
+    T_PARA = 4,  /* a blank line before and after */
+    T_HEAD = 8,  /* may appear in <head> (any other start tag ends it) */
+    T_PRE = 16,  /* whitespace-preserving */
+    T_SPECIAL = 32 /* handled by name in html_tag() */
+};
 
-static int tag_kind(const char *name) {
-    static const char *const raw[] = {"script", "style", "noscript", "iframe", "noembed",
-                                      "noframes", "xmp", "plaintext"};
-    static const char *const line[] = {"br", "li", "tr", "td", "th", "dd", "dt", "caption",
-                                       "option", "legend", "thead", "tbody", "tfoot"};
-    static const char *const para[] = {
-        "p", "div", "section", "article", "header", "footer", "h1", "h2", "h3", "h4", "h5",
-        "h6", "blockquote", "pre", "listing", "table", "ul", "ol", "dl", "hr", "main", "nav",
-        "aside", "figure", "figcaption", "address", "form", "fieldset", "details", "summary",
-        "center", "menu", "dir", "hgroup", "body"};
-    for (size_t i = 0; i < sizeof raw / sizeof raw[0]; i++)
-        if (!strcmp(name, raw[i])) return TAG_RAW;
-    for (size_t i = 0; i < sizeof line / sizeof line[0]; i++)
-        if (!strcmp(name, line[i])) return TAG_BLOCK1;
-    for (size_t i = 0; i < sizeof para / sizeof para[0]; i++)
-        if (!strcmp(name, para[i])) return TAG_BLOCK2;
-    return 0;
-}
+typedef struct tagdef {
+    const char *name;
+    unsigned char len, flags;
+} tagdef;
 
-/* Elements that may sit in <head>; any other start tag ends it. */
-static int head_element(const char *name) {
-    static const char *const names[] = {"title", "meta", "link", "base", "style", "script",
-                                        "noscript", "template", "basefont", "bgsound", "head",
-                                        "html"};
-    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
-        if (!strcmp(name, names[i])) return 1;
-    return 0;
+#define TAG(n, f) {n, sizeof(n) - 1, f}
+static const tagdef tags[] = {
+    TAG("a", 0), TAG("p", T_PARA), TAG("br", T_LINE), TAG("li", T_LINE),
+    TAG("div", T_PARA), TAG("span", 0), TAG("td", T_LINE), TAG("tr", T_LINE), TAG("th", T_LINE),
+    TAG("h1", T_PARA | T_SPECIAL), TAG("h2", T_PARA), TAG("h3", T_PARA), TAG("h4", T_PARA),
+    TAG("h5", T_PARA), TAG("h6", T_PARA), TAG("ul", T_PARA), TAG("ol", T_PARA),
+    TAG("dl", T_PARA), TAG("dd", T_LINE), TAG("dt", T_LINE), TAG("hr", T_PARA),
+    TAG("pre", T_PARA | T_PRE), TAG("listing", T_PARA | T_PRE), TAG("table", T_PARA),
+    TAG("section", T_PARA), TAG("article", T_PARA), TAG("header", T_PARA),
+    TAG("footer", T_PARA), TAG("blockquote", T_PARA), TAG("main", T_PARA), TAG("nav", T_PARA),
+    TAG("aside", T_PARA), TAG("figure", T_PARA), TAG("figcaption", T_PARA),
+    TAG("address", T_PARA), TAG("form", T_PARA), TAG("fieldset", T_PARA),
+    TAG("details", T_PARA), TAG("summary", T_PARA), TAG("center", T_PARA), TAG("menu", T_PARA),
+    TAG("dir", T_PARA), TAG("hgroup", T_PARA), TAG("body", T_PARA),
+    TAG("caption", T_LINE), TAG("option", T_LINE), TAG("legend", T_LINE), TAG("thead", T_LINE),
+    TAG("tbody", T_LINE), TAG("tfoot", T_LINE),
+    TAG("script", T_RAW | T_HEAD), TAG("style", T_RAW | T_HEAD), TAG("noscript", T_RAW | T_HEAD),
+    TAG("iframe", T_RAW), TAG("noembed", T_RAW), TAG("noframes", T_RAW), TAG("xmp", T_RAW),
+    TAG("plaintext", T_RAW | T_SPECIAL),
+    TAG("title", T_HEAD | T_SPECIAL), TAG("meta", T_HEAD), TAG("link", T_HEAD),
+    TAG("base", T_HEAD), TAG("basefont", T_HEAD), TAG("bgsound", T_HEAD),
+    TAG("template", T_HEAD | T_SPECIAL), TAG("head", T_HEAD | T_SPECIAL),
+    TAG("html", T_HEAD), TAG("svg", T_SPECIAL), TAG("math", T_SPECIAL),
+};
+#undef TAG
+
+/* The definition of the (lower-cased) tag name, or NULL. */
+static const tagdef *tag_lookup(const char *name, size_t len) {
+    for (size_t i = 0; i < sizeof tags / sizeof tags[0]; i++)
+        if (tags[i].len == len && tags[i].name[0] == name[0] && memcmp(tags[i].name, name, len) == 0)
+            return &tags[i];
+    return NULL;
 }
 
 static int html_ws(unsigned c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
@@ -427,12 +448,7 @@ static size_t tag_end(html *h, size_t j, int *selfclose) {
         while (j < n && html_ws(s[j])) j++;
         if (j >= n) return n;
         if (s[j] == '"' || s[j] == '\'') {
-            int q = s[j] == '\'';
-            const unsigned char *close = NULL;
-            if (j + 1 < h->noquote[q]) {
-                close = memchr(s + j + 1, s[j], n - j - 1);
-                if (!close) h->noquote[q] = j + 1;
-            }
+            const unsigned char *close = memchr(s + j + 1, s[j], n - j - 1);
             if (close) {
                 j = (size_t)(close - s) + 1;
             } else {
@@ -477,9 +493,10 @@ static size_t html_tag(html *h, size_t i) {
             if (e2 < e) return e2 + 4;
             return e < n ? e + 3 : n;
         }
-        if (n - i >= 9 && memcmp(s + i, "<![CDATA[", 9) == 0) {
+        if (n - i >= 9 && memcmp(s + i, "<![CDATA[", 9) == 0 && i + 9 < h->no_cdata) {
             size_t e = find_str(s, i + 9, n, "]]>");
             if (e < n) return e + 3;
+            h->no_cdata = i + 9;
         }
         const unsigned char *gt = memchr(s + i, '>', n - i);
         return gt ? (size_t)(gt - s) + 1 : n;
@@ -510,56 +527,58 @@ static size_t html_tag(html *h, size_t i) {
     name[len] = 0;
     int selfclose;
     size_t after = tag_end(h, j, &selfclose);
-    int kind = len ? tag_kind(name) : 0;
+    const tagdef *td = len ? tag_lookup(name, len) : NULL;
+    unsigned flags = td ? td->flags : 0;
+    int level = flags & T_PARA ? 2 : flags & T_LINE ? 1 : 0;
 
     if (end) {
-        if (!strcmp(name, "head")) h->in_head = 0;
-        else if (!strcmp(name, "template") && h->skip) h->skip--;
-        else if ((!strcmp(name, "svg") || !strcmp(name, "math")) && h->svg) h->svg--;
-        else if (!strcmp(name, "pre") || !strcmp(name, "listing")) {
-            if (h->txt.pre) h->txt.pre--;
-        } else if (!strcmp(name, "h1")) h1_capture(h);
-        if (kind == TAG_BLOCK1 && strcmp(name, "br") != 0) sink_break(&h->txt, 1);
-        else if (kind == TAG_BLOCK2) sink_break(&h->txt, 2);
-        else if (!strcmp(name, "br")) sink_break(&h->txt, 1); /* </br> acts as <br> */
+        if (flags & T_SPECIAL) {
+            if (!strcmp(name, "head")) h->in_head = 0;
+            else if (!strcmp(name, "template") && h->skip) h->skip--;
+            else if ((!strcmp(name, "svg") || !strcmp(name, "math")) && h->svg) h->svg--;
+            else if (!strcmp(name, "h1")) h1_capture(h);
+        }
+        if ((flags & T_PRE) && h->txt.pre) h->txt.pre--;
+        if (level) sink_break(&h->txt, level); /* </br> acts as <br> too */
         return after;
     }
 
-    if (h->in_head && len && !head_element(name)) h->in_head = 0;
-    if (kind == TAG_RAW) {
+    if (h->in_head && len && !(flags & T_HEAD)) h->in_head = 0;
+    if (flags & T_RAW) {
         if (!strcmp(name, "plaintext")) return n; /* nothing after it is markup */
         char close[16];
         close[0] = '<';
         close[1] = '/';
         memcpy(close + 2, name, len + 1);
-        size_t e = find_ci(s, after, n, close);
-        return e; /* the end tag itself is handled by the main loop */
+        return find_ci(s, after, n, close); /* the main loop handles the end tag */
     }
-    if (!strcmp(name, "title")) {
-        size_t e = find_ci(s, after, n, "</title");
-        if (e >= n) {
-            const unsigned char *lt = memchr(s + after, '<', n - after);
-            e = lt ? (size_t)(lt - s) : n;
+    if (flags & T_SPECIAL) {
+        if (!strcmp(name, "title")) {
+            size_t e = after < h->no_title ? find_ci(s, after, n, "</title") : n;
+            if (e >= n) {
+                h->no_title = after;
+                const unsigned char *lt = memchr(s + after, '<', n - after);
+                e = lt ? (size_t)(lt - s) : n;
+            }
+            if (!h->have_title && !h->svg && !h->skip) {
+                sink_decoded(&h->ttl, s, after, e);
+                h->have_title = h->title->len > h->ttl.base;
+            }
+            return e;
         }
-        if (!h->have_title && !h->svg && !h->skip) {
-            sink_decoded(&h->ttl, s, after, e);
-            h->have_title = h->title->len > h->ttl.base;
+        if (!strcmp(name, "head")) {
+            h->in_head = 1;
+        } else if (!strcmp(name, "template")) {
+            h->skip++;
+        } else if (!strcmp(name, "svg") || !strcmp(name, "math")) {
+            if (!selfclose) h->svg++;
+        } else if (!strcmp(name, "h1") && h->h1_state == 0 && !h->skip) {
+            h->h1_state = 1;
+            h->h1_start = h->txt.out->len;
         }
-        return e;
     }
-    if (!strcmp(name, "head")) {
-        h->in_head = 1;
-    } else if (!strcmp(name, "template")) {
-        h->skip++;
-    } else if (!strcmp(name, "svg") || !strcmp(name, "math")) {
-        if (!selfclose) h->svg++;
-    } else if (!strcmp(name, "h1") && h->h1_state == 0 && !h->skip) {
-        h->h1_state = 1;
-        h->h1_start = h->txt.out->len;
-    }
-    if (kind == TAG_BLOCK1) sink_break(&h->txt, 1);
-    else if (kind == TAG_BLOCK2) sink_break(&h->txt, 2);
-    if (!strcmp(name, "pre") || !strcmp(name, "listing")) {
+    if (level) sink_break(&h->txt, level);
+    if (flags & T_PRE) {
         h->txt.pre++;
         /* a newline right after <pre> is not content */
         if (after < n && s[after] == '\n') after++;
@@ -574,7 +593,7 @@ int parse_html(const char *in, size_t n, buf *title, buf *text) {
     h.s = (const unsigned char *)in;
     h.n = n;
     h.title = title;
-    h.noquote[0] = h.noquote[1] = SIZE_MAX;
+    h.no_title = h.no_cdata = SIZE_MAX;
     sink_init(&h.txt, text);
     sink_init(&h.ttl, title);
     size_t title0 = title->len, text0 = text->len;
@@ -676,7 +695,7 @@ typedef struct md {
     size_t *match;       /* match[i]: the ']' closing '[' at i, or SIZE_MAX */
     size_t matchcap;
     size_t *stack;
-    size_t nocode[33];   /* no backtick run of this length at or after */
+    size_t no_comment;   /* no "-->" at or after this offset */
     int oom;
 } md;
 
@@ -694,7 +713,6 @@ static int md_space(unsigned c) { return c == ' ' || c == '\t' || c == '\n'; }
 static size_t code_end(md *m, size_t i, size_t k, size_t hi) {
     const unsigned char *s = m->src;
     size_t n = m->srclen, j = i + k;
-    if (k < 33 && j >= m->nocode[k]) return 0;
     while (j < n) {
         const unsigned char *p = memchr(s + j, '`', n - j);
         if (!p) break;
@@ -703,7 +721,6 @@ static size_t code_end(md *m, size_t i, size_t k, size_t hi) {
         if (b - a == k) return b <= hi ? b : 0;
         j = b;
     }
-    if (k < 33) m->nocode[k] = i + k;
     return 0;
 }
 
@@ -851,12 +868,15 @@ static size_t autolink_end(const unsigned char *s, size_t i, size_t hi) {
 }
 
 /* Inline HTML at s[i] == '<': the offset after it, or 0 if it is not. */
-static size_t inline_html_end(const unsigned char *s, size_t i, size_t hi) {
+static size_t inline_html_end(md *m, size_t i, size_t hi) {
+    const unsigned char *s = m->src;
     if (i + 1 >= hi) return 0;
     unsigned c = s[i + 1];
     if (c == '!' && i + 3 < hi && s[i + 2] == '-' && s[i + 3] == '-') {
-        size_t e = find_str(s, i + 4, hi, "-->");
-        return e < hi ? e + 3 : 0;
+        if (i + 4 >= m->no_comment) return 0;
+        size_t e = find_str(s, i + 4, m->srclen, "-->");
+        if (e >= m->srclen) m->no_comment = i + 4;
+        return e + 3 <= hi ? e + 3 : 0;
     }
     if (!(is_alpha(c) || ((c == '/' || c == '!' || c == '?') && i + 2 < hi && is_alpha(s[i + 2]))))
         return 0;
@@ -878,14 +898,11 @@ static size_t inline_html_end(const unsigned char *s, size_t i, size_t hi) {
 
 static void inline_run(md *m, size_t lo, size_t hi, int depth);
 
-static int md_special(unsigned c) {
-    switch (c) {
-    case '\\': case '`': case '*': case '_': case '~': case '!': case '[': case '<': case '&':
-        return 1;
-    default:
-        return 0;
-    }
-}
+/* Bytes that may start inline markup. */
+static const unsigned char md_special[256] = {
+    ['\\'] = 1, ['`'] = 1, ['*'] = 1, ['_'] = 1, ['~'] = 1, ['!'] = 1, ['['] = 1, ['<'] = 1,
+    ['&'] = 1,
+};
 
 /* A link or image at s[i] == '['; returns the offset after it or 0. */
 static size_t inline_link(md *m, size_t i, size_t hi, int depth, int image) {
@@ -912,7 +929,7 @@ static void inline_run(md *m, size_t lo, size_t hi, int depth) {
     size_t i = lo;
     while (i < hi) {
         size_t r = i;
-        while (r < hi && !md_special(s[r])) r++;
+        while (r < hi && !md_special[s[r]]) r++;
         if (r > i) {
             buf_append(&m->tb, (const char *)s + i, r - i);
             i = r;
@@ -965,7 +982,7 @@ static void inline_run(md *m, size_t lo, size_t hi, int depth) {
             if (e) {
                 buf_append(&m->tb, (const char *)s + i + 1, e - i - 2);
                 i = e;
-            } else if ((e = inline_html_end(s, i, hi)) != 0) {
+            } else if ((e = inline_html_end(m, i, hi)) != 0) {
                 i = e;
             } else {
                 buf_putc(&m->tb, '<');
@@ -1005,7 +1022,7 @@ static void render_inline(md *m, const char *src, size_t n, sink *k) {
     m->srclen = n;
     buf_reset(&m->tb);
     m->ndl = 0;
-    for (size_t i = 0; i < 33; i++) m->nocode[i] = SIZE_MAX;
+    m->no_comment = SIZE_MAX;
     if (match_brackets(m)) { m->oom = 1; return; }
     int have_match = memchr(src, '[', n) != NULL;
     size_t *saved = m->match;
@@ -1431,9 +1448,12 @@ int parse_markdown(const char *in, size_t n, buf *title, buf *text) {
             if (e - at >= 4 && memcmp(s + at, "<!--", 4) == 0) close = "-->";
             else if (e - at >= 7 && find_ci(s, at, at + 7, "<script") == at) close = "</script>";
             else if (e - at >= 6 && find_ci(s, at, at + 6, "<style") == at) close = "</style>";
-            if (close) {
+            size_t c = !close ? n : close[0] == '-' ? find_str(s, at + 4, n, close)
+                                                    : find_ci(s, at, n, close);
+            if (close && (close[0] != '-' || c >= e)) {
+                /* drop through the line that closes it; a comment that
+                ** closes on its own line is left to the inline pass */
                 flush_block(&m);
-                size_t c = close[0] == '-' ? find_str(s, at + 4, n, close) : find_ci(s, at, n, close);
                 size_t le, ln;
                 line_bounds(s, c < n ? c : n, n, &le, &ln);
                 next = c < n ? ln : n;

@@ -175,12 +175,23 @@ typedef struct idx_settings {
     double k1, b, wt, wb;
 } idx_settings;
 
+typedef struct bm25_index bm25_index;
+
+/* Per-reader scoring scratch (bm25.c): a dense accumulator over ordinals. */
+typedef struct bm25_scratch {
+    double *acc;       /* score per ordinal; valid where mark is set */
+    uint32_t *touched; /* ordinals with a mark, to reset them */
+    uint8_t *mark;     /* all zero between queries */
+    size_t cap;        /* entries allocated in each */
+} bm25_scratch;
+
 typedef struct reader {
     struct reader *next;      /* free-list link in the pool */
+    bm25_scratch scratch;     /* BM25 accumulators */
     sqlite3 *conn;
     tok_ctx *tok;             /* query tokenization and snippets */
     sqlite3_stmt *st_gen;     /* current generation */
-    sqlite3_stmt *st_bm25;    /* own BM25F top-k */
+    sqlite3_stmt *st_bm25;    /* BM25F by FTS5 auxiliary function (reference) */
     sqlite3_stmt *st_fts5;    /* FTS5 bm25() top-k (baseline) */
     sqlite3_stmt *st_hit;     /* chunk + document fields of one hit */
 } reader;
@@ -188,7 +199,7 @@ typedef struct reader {
 enum {
     WS_DOC_GET, WS_DOC_INS, WS_DOC_DEL, WS_CHUNKS_OF, WS_CHUNK_INS, WS_CHUNKS_DEL,
     WS_FTS_INS, WS_FTS_DEL, WS_GEN_BUMP, WS_FILE_GET, WS_FILE_UPSERT, WS_FILE_DEL,
-    WS_DOCS_OF_FILE, WS_SEEN_ADD, WS_UNSEEN_DOCS, WS_WALK_ADD, WS_FILES_UNSEEN, WS_COUNT
+    WS_DOCS_OF_FILE, WS_SEEN_ADD, WS_UNSEEN_DOCS, WS_WALK_ADD, WS_FILES_UNSEEN, WS_LOG, WS_COUNT
 };
 
 struct plumb_db {
@@ -205,6 +216,8 @@ struct plumb_db {
     tok_ctx *wtok;              /* writer-side tokenizer (unused by FTS5) */
     pthread_mutex_t plock;      /* guards pool */
     reader *pool;               /* idle reader connections */
+    bm25_index *bm25;           /* the in-memory top-k index (bm25.c) */
+    int64_t log_rows;           /* lex_log inserts since open (truncation check) */
 };
 
 /* Map an SQLite result code to a status and set the message
@@ -292,6 +305,34 @@ typedef struct lex_hit {
 plumb_status lex_search(reader *r, const lex_query *q, const plumb_search_params *p,
                         const idx_settings *set, lex_hit **out, size_t *nout,
                         int64_t *matched);
+
+/* ======================================================================
+** bm25.c -- in-memory inverted index in step with the store; exact top-k
+** ==================================================================== */
+
+bm25_index *bm25_new(void);
+void bm25_free(bm25_index *ix);
+
+/* Bring the index to the reader's snapshot generation `gen` (the reader
+** is inside a read transaction). On PLUMB_OK the index is at `gen` and
+** its read lock is held: score, then bm25_release(). PLUMB_BUSY: the
+** index is ahead of this snapshot; start a newer read transaction and
+** call again. Other codes: an error (no lock held). */
+plumb_status bm25_sync(bm25_index *ix, reader *r, int64_t gen);
+void bm25_release(bm25_index *ix);
+
+/* Exact BM25F top-k under the read lock. *out malloc'd (free()), sorted by
+** score descending, then chunk id ascending. */
+plumb_status bm25_topk(const bm25_index *ix, bm25_scratch *s, const lex_query *q, double k1,
+                       double b, double wt, double wb, int k, lex_hit **out, size_t *nout,
+                       int64_t *matched);
+void bm25_scratch_free(bm25_scratch *s);
+
+typedef struct bm25_info_t {
+    int built;
+    int64_t generation, terms, ordinals, dead, postings, bytes;
+} bm25_info_t;
+void bm25_info(bm25_index *ix, bm25_info_t *out);
 
 /* ======================================================================
 ** snippet.c -- best window of a chunk with query terms highlighted

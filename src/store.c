@@ -206,6 +206,7 @@ plumb_status store_open(plumb_db *db, const char *path, const plumb_open_params 
     db->busy_ms = p->busy_timeout_ms;
     pthread_mutex_init(&db->wlock, NULL);
     pthread_mutex_init(&db->plock, NULL);
+    if (!(db->bm25 = bm25_new())) return err_set(PLUMB_NOMEM, "open");
 
     int exists = file_exists(path);
     if (!exists && (!p->create || p->readonly))
@@ -267,6 +268,7 @@ static void reader_free(reader *r) {
     sqlite3_finalize(r->st_hit);
     sqlite3_close(r->conn);
     tok_free(r->tok);
+    bm25_scratch_free(&r->scratch);
     free(r);
 }
 
@@ -283,6 +285,7 @@ void store_close(plumb_db *db) {
         reader_free(r);
     }
     tok_free(db->wtok);
+    bm25_free(db->bm25);
     pthread_mutex_destroy(&db->wlock);
     pthread_mutex_destroy(&db->plock);
     free(db->path);
@@ -354,6 +357,7 @@ static const char *const ws_sql[WS_COUNT] = {
                        "size=excluded.size, mtime=excluded.mtime, hash=excluded.hash, "
                        "n_docs=excluded.n_docs, indexed_at=excluded.indexed_at RETURNING id",
     [WS_FILE_DEL] = "DELETE FROM files WHERE id = ?1",
+    [WS_LOG] = "INSERT INTO lex_log(chunk, op) VALUES(?1, ?2)",
     [WS_DOCS_OF_FILE] = "SELECT id FROM documents WHERE file_id = ?1",
     [WS_SEEN_ADD] = "INSERT OR IGNORE INTO temp.seen_docs VALUES(?1)",
     [WS_UNSEEN_DOCS] = "SELECT id FROM documents WHERE file_id = ?1 AND doc_id NOT IN "
@@ -382,6 +386,29 @@ static plumb_status run(plumb_db *db, sqlite3_stmt *st, const char *what) {
     return rc;
 }
 
+static plumb_status log_chunk(plumb_db *db, int64_t chunk, int op) {
+    sqlite3_stmt *st;
+    plumb_status rc = wstmt(db, WS_LOG, &st);
+    if (rc) return rc;
+    sqlite3_bind_int64(st, 1, chunk);
+    sqlite3_bind_int(st, 2, op);
+    rc = run(db, st, "log chunk change");
+    if (!rc) db->log_rows++;
+    return rc;
+}
+
+/* Keep the log bounded: drop entries older than LOG_KEEP once it holds
+** twice that. A reader whose position falls off rebuilds (bm25.c). */
+#define LOG_KEEP 1000000
+static plumb_status log_truncate(plumb_db *db) {
+    if (db->log_rows < LOG_KEEP) return PLUMB_OK;
+    db->log_rows = 0;
+    char sql[160];
+    snprintf(sql, sizeof sql, "DELETE FROM lex_log WHERE seq <= (SELECT max(seq) FROM lex_log) "
+             "- %d", LOG_KEEP);
+    return exec(db->w, sql, "truncate lexical log");
+}
+
 plumb_status store_begin(plumb_db *db) {
     if (db->in_txn) return PLUMB_OK;
     plumb_status rc = exec(db->w, "BEGIN IMMEDIATE", "begin write transaction");
@@ -396,6 +423,7 @@ plumb_status store_commit(plumb_db *db) {
         sqlite3_stmt *st;
         rc = wstmt(db, WS_GEN_BUMP, &st);
         if (!rc) rc = run(db, st, "bump generation");
+        if (!rc) rc = log_truncate(db);
     }
     if (!rc) rc = exec(db->w, "COMMIT", "commit");
     if (rc) {
@@ -438,10 +466,12 @@ static plumb_status delete_doc_rows(plumb_db *db, int64_t rowid, const char *tit
     int src;
     while ((src = sqlite3_step(of)) == SQLITE_ROW) {
         /* external-content FTS5 needs the exact indexed values to delete */
-        sqlite3_bind_int64(fdel, 1, sqlite3_column_int64(of, 0));
+        int64_t cid = sqlite3_column_int64(of, 0);
+        sqlite3_bind_int64(fdel, 1, cid);
         sqlite3_bind_text(fdel, 2, title, -1, SQLITE_STATIC);
         sqlite3_bind_value(fdel, 3, sqlite3_column_value(of, 1));
         rc = run(db, fdel, "remove chunk from lexical index");
+        if (!rc) rc = log_chunk(db, cid, -1);
         if (rc) break;
     }
     if (!rc && src != SQLITE_DONE) rc = store_err(db->w, src, "list chunks");
@@ -540,6 +570,7 @@ plumb_status store_add_doc(plumb_db *db, const plumb_doc *doc, int64_t file_id,
         sqlite3_bind_text(fins, 2, title, -1, SQLITE_STATIC);
         sqlite3_bind_text(fins, 3, text + s, (int)(e - s), SQLITE_STATIC);
         rc = run(db, fins, "index chunk");
+        if (!rc) rc = log_chunk(db, crow, +1);
         if (rc) goto done;
     }
     db->dirty = 1;

@@ -175,29 +175,42 @@ static void sentence(buf *b) {
 }
 
 static void test_paragraph_cuts(void) {
-    /* paragraphs of 4 sentences (36 tokens) with max 100: a paragraph
-    ** break always falls in a window's upper half, so every cut is one */
+    /* paragraphs of 4 one-line sentences (39 tokens with the newlines)
+    ** and max 100: a paragraph break always falls in a window's upper
+    ** half, so every cut is one, though line breaks come later */
     buf b = {0};
     for (int p = 0; p < 40; p++) {
         if (p) buf_puts(&b, "\n\n");
         for (int s = 0; s < 4; s++) {
-            if (s) buf_putc(&b, ' ');
+            if (s) buf_putc(&b, '\n');
             sentence(&b);
         }
     }
     size_t ns;
-    chunk_span *sp = split(b.p, b.len, 100, 10, &ns);
+    chunk_span *sp = split(b.p, b.len, 100, 12, &ns);
     CHECK(ns > 10);
-    CHECK(check_split(b.p, b.len, 100, 10, sp, ns, -2) == 0);
+    CHECK(check_split(b.p, b.len, 100, 12, sp, ns, -2) == 0);
     int para = 0;
     for (size_t i = 0; i + 1 < ns; i++) para += newlines_after(b.p, b.len, sp[i].end) >= 2;
     CHECK(para == (int)ns - 1);
-    /* the next window repeats the last sentence: 9 tokens of 10 asked */
+    /* the next window repeats the last sentence: 9 tokens of 12 asked
+    ** (word starts would give 11) */
     for (size_t i = 0; i + 1 < ns; i++) {
         chunk_span o = {sp[i + 1].start, sp[i].end};
         CHECK(sp[i + 1].start < sp[i].end && est_span(b.p, o) == 9);
         CHECK(b.p[sp[i + 1].start] >= 'A' && b.p[sp[i + 1].start] <= 'Z');
     }
+    free(sp);
+
+    /* among line breaks, those ending a sentence win */
+    buf_reset(&b);
+    for (int l = 0; l < 400; l++) {
+        if (l) buf_putc(&b, '\n');
+        buf_puts(&b, l % 3 == 2 ? "Green table chair." : "Stone river light cloud");
+    }
+    sp = split(b.p, b.len, 40, 0, &ns);
+    CHECK(ns > 20 && check_split(b.p, b.len, 40, 0, sp, ns, -10) == 0);
+    for (size_t i = 0; i + 1 < ns; i++) CHECK(b.p[sp[i].end - 1] == '.');
     free(sp);
 
     /* one long paragraph: cuts at sentence ends, overlaps of one sentence */
@@ -206,13 +219,14 @@ static void test_paragraph_cuts(void) {
         if (s) buf_putc(&b, ' ');
         sentence(&b);
     }
-    sp = split(b.p, b.len, 50, 10, &ns);
-    CHECK(ns > 30 && check_split(b.p, b.len, 50, 10, sp, ns, -3) == 0);
+    sp = split(b.p, b.len, 50, 12, &ns);
+    CHECK(ns > 30 && check_split(b.p, b.len, 50, 12, sp, ns, -3) == 0);
     for (size_t i = 0; i + 1 < ns; i++) {
         CHECK(b.p[sp[i].end - 1] == '.');
         CHECK(b.p[sp[i].end + 1] >= 'A' && b.p[sp[i].end + 1] <= 'Z');
+        CHECK(b.p[sp[i + 1].start] >= 'A' && b.p[sp[i + 1].start] <= 'Z');
         chunk_span o = {sp[i + 1].start, sp[i].end};
-        CHECK(est_span(b.p, o) >= 5 && est_span(b.p, o) <= 10);
+        CHECK(est_span(b.p, o) >= 6 && est_span(b.p, o) <= 12);
         CHECK(est_span(b.p, sp[i]) >= 25); /* windows are at least half full */
     }
     free(sp);
@@ -274,6 +288,29 @@ static void test_long_words(void) {
     CHECK(ns && sp[0].start == 0 && sp[0].end == 11);
     CHECK(ns > 1 && sp[1].start == 12);
     free(sp);
+
+    /* a piece edge early in the window is not worth half a window */
+    buf_reset(&b);
+    buf_puts(&b, "x-");
+    buf_append(&b, w, 10000);
+    sp = split(b.p, b.len, 50, 10, &ns);
+    CHECK(ns > 10 && check_split(b.p, b.len, 50, 10, sp, ns, -11) == 0);
+    CHECK(ns && est_span(b.p, sp[0]) == 50);
+    free(sp);
+
+    /* upper-case and non-ASCII letters weigh more inside a cut word too */
+    const char *heavy[] = {"A", "aB", "\xc3\xa9", "\xd0\x96" "a", "\xe1\xbb\x87", "Z9", "-", "7"};
+    for (size_t h = 0; h < sizeof heavy / sizeof heavy[0]; h++) {
+        buf_reset(&b);
+        while (b.len < 6000) buf_puts(&b, heavy[h]);
+        for (size_t max = 1; max <= 100; max = max * 2 + 1) {
+            sp = split(b.p, b.len, max, 3, &ns);
+            CHECK(ns > 1 && check_split(b.p, b.len, max, 3, sp, ns, (int)(-20 - h)) == 0);
+            for (size_t i = 0; i + 1 < ns; i++) /* and windows are filled */
+                CHECK(est_span(b.p, sp[i]) + 2 >= max);
+            free(sp);
+        }
+    }
 
     /* a long hyphenated word is cut at its pieces' edges */
     buf_reset(&b);
@@ -346,7 +383,14 @@ static void random_word(buf *b, int allow_long) {
     uint32_t r = below(100);
     if (allow_long && r == 0) {
         size_t len = 100 + below(3000);
-        for (size_t i = 0; i < len; i++) buf_putc(b, below(20) ? (char)('a' + below(26)) : '/');
+        for (size_t i = 0; i < len; i++) {
+            uint32_t k = below(40);
+            if (k == 0) buf_putc(b, '/');
+            else if (k == 1) buf_puts(b, "\xc3\xa9");
+            else if (k == 2) buf_puts(b, "\xe6\x97\xa5");
+            else if (k < 5) buf_putc(b, (char)('0' + below(10)));
+            else buf_putc(b, (char)((k < 12 ? 'A' : 'a') + below(26)));
+        }
         return;
     }
     if (r < 8) { buf_puts(b, mb[below(sizeof mb / sizeof mb[0])]); return; }

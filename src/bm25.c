@@ -1,0 +1,608 @@
+/*
+** bm25.c -- the BM25 top-k hot path: an in-memory inverted index kept in
+** step with the SQLite store, and exact term-at-a-time scoring.
+**
+** HOW IT WORKS
+**   Structure. Every chunk gets a dense ordinal (0, 1, 2 ... in order of
+**   arrival). Per term, a postings array of (ordinal, tf in title, tf in
+**   body), sorted by ordinal because ordinals only grow. Per ordinal: the
+**   chunk id, the title and body lengths in tokens, and a dead flag.
+**   Terms come from the same tokenizer FTS5 uses (tok.c), so the terms,
+**   tfs and lengths are exactly the ones FTS5 holds.
+**
+**   Consistency. SQLite is the source of truth. Every chunk insert and
+**   delete appends (chunk id, +1/-1) to the lex_log table in the same
+**   transaction. The index records the generation and the last log
+**   sequence number it reflects. A search reads the generation in its
+**   read transaction; if the index is behind, it applies the log entries
+**   after its sequence number, read through that same snapshot (adds are
+**   tokenized from the chunk text, deletes set the dead flag), so the
+**   index matches the reader's snapshot exactly. If the index is ahead
+**   of a reader's snapshot, the reader starts a newer read transaction.
+**   If the log was truncated past the index's position, or a quarter of
+**   the ordinals are dead, the index is rebuilt from the chunks table.
+**   A reader-writer lock lets many searches score at once; catching up
+**   takes the write side for as long as the new chunks take to tokenize.
+**
+**   Scoring. For each distinct query term: one pass over its postings
+**   counts the live ones (df at this snapshot, so deleted chunks never
+**   distort idf), a second pass adds
+**       m * idf * tf~ * (k1+1) / (tf~ + k1 * (1 - b + b * dl~/avgdl~))
+**   into a dense per-reader accumulator (m: the term's multiplicity in
+**   the query; tf~ and dl~ weighted by the field weights, see lex.c for
+**   the BM25F definition). k1, b and field weights are query parameters:
+**   nothing is precomputed that depends on them. Top-k selection is a
+**   bounded heap over the touched ordinals. Results are exactly those of
+**   exhaustive scoring, with ties broken by ascending chunk id.
+**
+** WORKLOAD AND LIMITATIONS
+**   Tuned for interactive queries of a few to a few dozen terms: cost is
+**   the total postings length of the query terms (no dynamic pruning
+**   yet). Memory is about 8 bytes per posting plus 17 bytes per chunk.
+**   The index is built in memory at the first search of a handle (a
+**   million short chunks take about a second); it is not persisted.
+*/
+#include "plumb_impl.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct post {
+    uint32_t ord;
+    uint16_t tft, tfb; /* saturate at 65535 */
+} post;
+
+typedef struct term {
+    post *p;
+    uint32_t n, cap;
+    uint32_t off;  /* key offset in the arena */
+    uint16_t len;  /* key length */
+} term;
+
+struct bm25_index {
+    pthread_rwlock_t lock;
+    int built;
+    int64_t generation; /* snapshot generation reflected */
+    int64_t log_seq;    /* last lex_log seq applied */
+    /* terms */
+    term *terms;
+    uint32_t nterms, capterms;
+    uint32_t *tslot; /* open addressing: term index + 1; 0 empty */
+    uint32_t ntslot; /* power of two */
+    char *arena;
+    size_t narena, caparena;
+    /* ordinals */
+    int64_t *cid;
+    uint32_t *lt, *lb;
+    uint8_t *dead;
+    uint32_t nord, capord;
+    uint32_t ndead;
+    /* chunk id -> ordinal + 1 (open addressing) */
+    int64_t *ckey;
+    uint32_t *cval;
+    uint32_t ncslot, ncused;
+    /* live totals */
+    int64_t live;
+    double tot_t, tot_b;
+    /* build scratch (under the write lock) */
+    uint32_t *sc_tft, *sc_tfb, *sc_touched;
+    uint32_t sc_cap, sc_n;
+};
+
+/* ---------------------------------------------------------------- */
+/* Maps                                                               */
+/* ---------------------------------------------------------------- */
+
+static uint64_t mix64(uint64_t x) {
+    x ^= x >> 33;
+    x *= 0xff51afd7ed558ccdULL;
+    x ^= x >> 33;
+    x *= 0xc4ceb9fe1a85ec53ULL;
+    x ^= x >> 33;
+    return x;
+}
+
+static int grow_terms_table(bm25_index *ix) {
+    uint32_t n = ix->ntslot ? ix->ntslot * 2 : 1024;
+    uint32_t *s = calloc(n, sizeof *s);
+    if (!s) return -1;
+    for (uint32_t i = 0; i < ix->nterms; i++) {
+        term *t = &ix->terms[i];
+        uint32_t h = (uint32_t)hash64(ix->arena + t->off, t->len, 0) & (n - 1);
+        while (s[h]) h = (h + 1) & (n - 1);
+        s[h] = i + 1;
+    }
+    free(ix->tslot);
+    ix->tslot = s;
+    ix->ntslot = n;
+    return 0;
+}
+
+/* Term index for a key, or -1 when absent (create == 0) or OOM. */
+static int64_t term_find(const bm25_index *ix, const char *k, size_t n) {
+    if (!ix->ntslot) return -1;
+    uint32_t h = (uint32_t)hash64(k, n, 0) & (ix->ntslot - 1);
+    for (;;) {
+        uint32_t v = ix->tslot[h];
+        if (!v) return -1;
+        const term *t = &ix->terms[v - 1];
+        if (t->len == n && !memcmp(ix->arena + t->off, k, n)) return v - 1;
+        h = (h + 1) & (ix->ntslot - 1);
+    }
+}
+
+static int64_t term_get(bm25_index *ix, const char *k, size_t n) {
+    int64_t f = term_find(ix, k, n);
+    if (f >= 0) return f;
+    if ((ix->nterms + 1) * 2 > ix->ntslot && grow_terms_table(ix)) return -1;
+    if (ix->nterms == ix->capterms) {
+        uint32_t c = ix->capterms ? ix->capterms * 2 : 1024;
+        term *t = realloc(ix->terms, c * sizeof *t);
+        if (!t) return -1;
+        ix->terms = t;
+        ix->capterms = c;
+    }
+    if (ix->narena + n > ix->caparena) {
+        size_t c = ix->caparena ? ix->caparena * 2 : 65536;
+        while (c < ix->narena + n) c *= 2;
+        if (c > UINT32_MAX) return -1;
+        char *a = realloc(ix->arena, c);
+        if (!a) return -1;
+        ix->arena = a;
+        ix->caparena = c;
+    }
+    memcpy(ix->arena + ix->narena, k, n);
+    term *t = &ix->terms[ix->nterms];
+    memset(t, 0, sizeof *t);
+    t->off = (uint32_t)ix->narena;
+    t->len = (uint16_t)n;
+    ix->narena += n;
+    uint32_t h = (uint32_t)hash64(k, n, 0) & (ix->ntslot - 1);
+    while (ix->tslot[h]) h = (h + 1) & (ix->ntslot - 1);
+    ix->tslot[h] = ++ix->nterms;
+    return ix->nterms - 1;
+}
+
+static int cmap_grow(bm25_index *ix) {
+    uint32_t n = ix->ncslot ? ix->ncslot * 2 : 4096;
+    int64_t *k = malloc(n * sizeof *k);
+    uint32_t *v = calloc(n, sizeof *v);
+    if (!k || !v) { free(k); free(v); return -1; }
+    for (uint32_t i = 0; i < ix->ncslot; i++) {
+        if (!ix->cval[i]) continue;
+        uint32_t h = (uint32_t)mix64((uint64_t)ix->ckey[i]) & (n - 1);
+        while (v[h]) h = (h + 1) & (n - 1);
+        k[h] = ix->ckey[i];
+        v[h] = ix->cval[i];
+    }
+    free(ix->ckey);
+    free(ix->cval);
+    ix->ckey = k;
+    ix->cval = v;
+    ix->ncslot = n;
+    return 0;
+}
+
+/* Slot of chunk id, or the empty slot where it would go. */
+static uint32_t cmap_slot(const bm25_index *ix, int64_t id) {
+    uint32_t h = (uint32_t)mix64((uint64_t)id) & (ix->ncslot - 1);
+    while (ix->cval[h] && ix->ckey[h] != id) h = (h + 1) & (ix->ncslot - 1);
+    return h;
+}
+
+/* ---------------------------------------------------------------- */
+/* Building                                                           */
+/* ---------------------------------------------------------------- */
+
+typedef struct addctx {
+    bm25_index *ix;
+    int field; /* 0 title, 1 body */
+    uint32_t ntok;
+    int oom;
+} addctx;
+
+static int add_tok(void *arg, const char *t, int n, int start, int end) {
+    (void)start;
+    (void)end;
+    addctx *a = arg;
+    bm25_index *ix = a->ix;
+    a->ntok++;
+    int64_t id = term_get(ix, t, (size_t)n);
+    if (id < 0) { a->oom = 1; return 1; }
+    if ((uint32_t)id >= ix->sc_cap) {
+        uint32_t c = ix->sc_cap ? ix->sc_cap : 1024;
+        while (c <= (uint32_t)id) c *= 2;
+        uint32_t *x = realloc(ix->sc_tft, c * sizeof *x), *y = NULL, *z = NULL;
+        if (x) ix->sc_tft = x;
+        if (x && (y = realloc(ix->sc_tfb, c * sizeof *y))) ix->sc_tfb = y;
+        if (y && (z = realloc(ix->sc_touched, c * sizeof *z))) ix->sc_touched = z;
+        if (!z) { a->oom = 1; return 1; }
+        memset(ix->sc_tft + ix->sc_cap, 0, (c - ix->sc_cap) * sizeof *x);
+        memset(ix->sc_tfb + ix->sc_cap, 0, (c - ix->sc_cap) * sizeof *y);
+        ix->sc_cap = c;
+    }
+    if (ix->sc_tft[id] == 0 && ix->sc_tfb[id] == 0) ix->sc_touched[ix->sc_n++] = (uint32_t)id;
+    if (a->field == 0) ix->sc_tft[id]++;
+    else ix->sc_tfb[id]++;
+    return 0;
+}
+
+/* Index one chunk: tokenize title and body, append postings. */
+static plumb_status add_chunk(bm25_index *ix, tok_ctx *tok, int64_t cid, const char *title,
+                              int tn, const char *body, int bn) {
+    if (ix->nord == UINT32_MAX - 1) return err_set(PLUMB_ERROR, "more than 4e9 chunks");
+    if (ix->nord == ix->capord) {
+        uint32_t c = ix->capord ? ix->capord * 2 : 4096;
+        int64_t *a = realloc(ix->cid, c * sizeof *a);
+        if (a) ix->cid = a;
+        uint32_t *b = a ? realloc(ix->lt, c * sizeof *b) : NULL;
+        if (b) ix->lt = b;
+        uint32_t *d = b ? realloc(ix->lb, c * sizeof *d) : NULL;
+        if (d) ix->lb = d;
+        uint8_t *e = d ? realloc(ix->dead, c) : NULL;
+        if (e) ix->dead = e;
+        if (!e) return err_set(PLUMB_NOMEM, "lexical index");
+        ix->capord = c;
+    }
+    if ((ix->ncused + 1) * 2 > ix->ncslot && cmap_grow(ix)) return err_set(PLUMB_NOMEM, "lexical index");
+    addctx a = {ix, 0, 0, 0};
+    ix->sc_n = 0;
+    if (tok_run(tok, title, tn, add_tok, &a) < 0) a.oom = 1;
+    uint32_t lt = a.ntok;
+    a.field = 1;
+    a.ntok = 0;
+    if (!a.oom && tok_run(tok, body, bn, add_tok, &a) < 0) a.oom = 1;
+    uint32_t lb = a.ntok;
+    uint32_t ord = ix->nord;
+    plumb_status rc = a.oom ? err_set(PLUMB_NOMEM, "lexical index") : PLUMB_OK;
+    for (uint32_t i = 0; i < ix->sc_n; i++) {
+        uint32_t id = ix->sc_touched[i];
+        if (!rc) {
+            term *t = &ix->terms[id];
+            if (t->n == t->cap) {
+                uint32_t c = t->cap ? t->cap * 2 : 4;
+                post *p = realloc(t->p, c * sizeof *p);
+                if (!p) rc = err_set(PLUMB_NOMEM, "lexical index");
+                else { t->p = p; t->cap = c; }
+            }
+            if (!rc) {
+                uint32_t ft = ix->sc_tft[id], fb = ix->sc_tfb[id];
+                t->p[t->n++] = (post){ord, (uint16_t)(ft > 65535 ? 65535 : ft),
+                                      (uint16_t)(fb > 65535 ? 65535 : fb)};
+            }
+        }
+        ix->sc_tft[id] = ix->sc_tfb[id] = 0;
+    }
+    if (rc) {
+        /* postings already appended for this ordinal are harmless only if
+        ** the ordinal exists and is dead: record it so */
+        ix->cid[ord] = cid;
+        ix->lt[ord] = ix->lb[ord] = 0;
+        ix->dead[ord] = 1;
+        ix->nord++;
+        ix->ndead++;
+        return rc;
+    }
+    ix->cid[ord] = cid;
+    ix->lt[ord] = lt;
+    ix->lb[ord] = lb;
+    ix->dead[ord] = 0;
+    ix->nord++;
+    uint32_t s = cmap_slot(ix, cid);
+    if (ix->cval[s]) { /* an id reused after its delete was applied: replace */
+        uint32_t old = ix->cval[s] - 1;
+        if (!ix->dead[old]) {
+            ix->dead[old] = 1;
+            ix->ndead++;
+            ix->live--;
+            ix->tot_t -= ix->lt[old];
+            ix->tot_b -= ix->lb[old];
+        }
+    } else {
+        ix->ncused++;
+    }
+    ix->ckey[s] = cid;
+    ix->cval[s] = ord + 1;
+    ix->live++;
+    ix->tot_t += lt;
+    ix->tot_b += lb;
+    return PLUMB_OK;
+}
+
+static void del_chunk(bm25_index *ix, int64_t cid) {
+    if (!ix->ncslot) return;
+    uint32_t s = cmap_slot(ix, cid);
+    if (!ix->cval[s]) return; /* added and deleted within one catch-up */
+    uint32_t o = ix->cval[s] - 1;
+    if (ix->dead[o]) return;
+    ix->dead[o] = 1;
+    ix->ndead++;
+    ix->live--;
+    ix->tot_t -= ix->lt[o];
+    ix->tot_b -= ix->lb[o];
+}
+
+static void clear(bm25_index *ix) {
+    for (uint32_t i = 0; i < ix->nterms; i++) free(ix->terms[i].p);
+    free(ix->terms);
+    free(ix->tslot);
+    free(ix->arena);
+    free(ix->cid);
+    free(ix->lt);
+    free(ix->lb);
+    free(ix->dead);
+    free(ix->ckey);
+    free(ix->cval);
+    free(ix->sc_tft);
+    free(ix->sc_tfb);
+    free(ix->sc_touched);
+    pthread_rwlock_t l = ix->lock;
+    memset(ix, 0, sizeof *ix);
+    ix->lock = l;
+}
+
+bm25_index *bm25_new(void) {
+    bm25_index *ix = calloc(1, sizeof *ix);
+    if (!ix) return NULL;
+    if (pthread_rwlock_init(&ix->lock, NULL)) { free(ix); return NULL; }
+    return ix;
+}
+
+void bm25_free(bm25_index *ix) {
+    if (!ix) return;
+    clear(ix);
+    pthread_rwlock_destroy(&ix->lock);
+    free(ix);
+}
+
+static int64_t scalar(sqlite3 *c, const char *sql, int *src) {
+    sqlite3_stmt *st = NULL;
+    int64_t v = 0;
+    if (*src) return 0;
+    *src = sqlite3_prepare_v2(c, sql, -1, &st, NULL);
+    if (!*src) {
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+        else if (s != SQLITE_DONE) *src = s;
+    }
+    sqlite3_finalize(st);
+    return v;
+}
+
+/* Build from the chunks table at the reader's snapshot. */
+static plumb_status rebuild(bm25_index *ix, reader *r, int64_t gen) {
+    clear(ix);
+    int src = 0;
+    int64_t seq = scalar(r->conn, "SELECT coalesce(max(seq), 0) FROM lex_log", &src);
+    if (src) return store_err(r->conn, src, "read lexical log");
+    sqlite3_stmt *st = NULL;
+    src = sqlite3_prepare_v2(r->conn,
+                             "SELECT c.id, d.title, c.text FROM chunks c JOIN documents d "
+                             "ON d.id = c.doc ORDER BY c.id", -1, &st, NULL);
+    if (src) return store_err(r->conn, src, "build lexical index");
+    plumb_status rc = PLUMB_OK;
+    while ((src = sqlite3_step(st)) == SQLITE_ROW) {
+        rc = add_chunk(ix, r->tok, sqlite3_column_int64(st, 0),
+                       (const char *)sqlite3_column_text(st, 1), sqlite3_column_bytes(st, 1),
+                       (const char *)sqlite3_column_text(st, 2), sqlite3_column_bytes(st, 2));
+        if (rc) break;
+    }
+    if (!rc && src != SQLITE_DONE) rc = store_err(r->conn, src, "build lexical index");
+    sqlite3_finalize(st);
+    if (rc) { clear(ix); return rc; }
+    ix->built = 1;
+    ix->log_seq = seq;
+    ix->generation = gen;
+    return PLUMB_OK;
+}
+
+/* Apply log entries after ix->log_seq, through the reader's snapshot. */
+static plumb_status catch_up(bm25_index *ix, reader *r, int64_t gen) {
+    int src = 0;
+    int64_t floor = scalar(r->conn, "SELECT coalesce(min(seq), 0) FROM lex_log", &src);
+    if (src) return store_err(r->conn, src, "read lexical log");
+    /* entries we need were truncated, or too many dead: start over */
+    if ((floor > ix->log_seq + 1) || (ix->ndead > 1024 && ix->ndead > ix->nord / 4))
+        return rebuild(ix, r, gen);
+    sqlite3_stmt *lg = NULL, *ch = NULL;
+    src = sqlite3_prepare_v2(r->conn, "SELECT seq, chunk, op FROM lex_log WHERE seq > ?1 "
+                             "ORDER BY seq", -1, &lg, NULL);
+    if (!src) src = sqlite3_prepare_v2(r->conn, "SELECT d.title, c.text FROM chunks c JOIN "
+                                       "documents d ON d.id = c.doc WHERE c.id = ?1", -1, &ch,
+                                       NULL);
+    plumb_status rc = PLUMB_OK;
+    if (src) { rc = store_err(r->conn, src, "catch up lexical index"); goto done; }
+    sqlite3_bind_int64(lg, 1, ix->log_seq);
+    int64_t last = ix->log_seq;
+    while ((src = sqlite3_step(lg)) == SQLITE_ROW) {
+        last = sqlite3_column_int64(lg, 0);
+        int64_t cid = sqlite3_column_int64(lg, 1);
+        int op = sqlite3_column_int(lg, 2);
+        if (op < 0) { del_chunk(ix, cid); continue; }
+        sqlite3_bind_int64(ch, 1, cid);
+        int s2 = sqlite3_step(ch);
+        if (s2 == SQLITE_ROW) {
+            /* a chunk id seen twice in a row without a delete between is
+            ** the same incarnation applied by an earlier rebuild: skip */
+            uint32_t s = ix->ncslot ? cmap_slot(ix, cid) : 0;
+            int have = ix->ncslot && ix->cval[s] && !ix->dead[ix->cval[s] - 1];
+            if (!have)
+                rc = add_chunk(ix, r->tok, cid, (const char *)sqlite3_column_text(ch, 0),
+                               sqlite3_column_bytes(ch, 0),
+                               (const char *)sqlite3_column_text(ch, 1),
+                               sqlite3_column_bytes(ch, 1));
+        } else if (s2 != SQLITE_DONE) {
+            rc = store_err(r->conn, s2, "catch up lexical index");
+        }
+        /* SQLITE_DONE: deleted again later in this window; its -1 follows */
+        sqlite3_reset(ch);
+        if (rc) break;
+    }
+    if (!rc && src != SQLITE_DONE) rc = store_err(r->conn, src, "catch up lexical index");
+    if (!rc) { ix->log_seq = last; ix->generation = gen; }
+    else ix->built = 0; /* half applied: rebuild next time */
+done:
+    sqlite3_finalize(lg);
+    sqlite3_finalize(ch);
+    return rc;
+}
+
+plumb_status bm25_sync(bm25_index *ix, reader *r, int64_t gen) {
+    for (;;) {
+        pthread_rwlock_rdlock(&ix->lock);
+        if (ix->built && ix->generation == gen) return PLUMB_OK; /* read lock held */
+        int ahead = ix->built && ix->generation > gen;
+        pthread_rwlock_unlock(&ix->lock);
+        if (ahead) return PLUMB_BUSY; /* the caller takes a newer snapshot */
+        pthread_rwlock_wrlock(&ix->lock);
+        plumb_status rc = PLUMB_OK;
+        if (!ix->built) rc = rebuild(ix, r, gen);
+        else if (ix->generation < gen) rc = catch_up(ix, r, gen);
+        pthread_rwlock_unlock(&ix->lock);
+        if (rc) return rc;
+    }
+}
+
+void bm25_release(bm25_index *ix) { pthread_rwlock_unlock(&ix->lock); }
+
+/* ---------------------------------------------------------------- */
+/* Scoring                                                            */
+/* ---------------------------------------------------------------- */
+
+typedef struct qterm {
+    const term *t;
+    int mult;
+} qterm;
+
+/* heap of the k best so far; the root is the worst of them */
+static int worse(const lex_hit *a, const lex_hit *b) {
+    return a->score < b->score || (a->score == b->score && a->rowid > b->rowid);
+}
+
+static void sift_down(lex_hit *h, size_t n, size_t i) {
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < n && worse(&h[l], &h[m])) m = l;
+        if (r < n && worse(&h[r], &h[m])) m = r;
+        if (m == i) return;
+        lex_hit t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static int cmp_best(const void *a, const void *b) {
+    const lex_hit *x = a, *y = b;
+    if (x->score != y->score) return x->score < y->score ? 1 : -1;
+    return (x->rowid > y->rowid) - (x->rowid < y->rowid);
+}
+
+plumb_status bm25_topk(const bm25_index *ix, bm25_scratch *s, const lex_query *q,
+                       double k1, double b, double wt, double wb, int k, lex_hit **out,
+                       size_t *nout, int64_t *matched) {
+    *out = NULL;
+    *nout = 0;
+    *matched = 0;
+    if (k <= 0 || q->nterms == 0 || ix->live == 0) return PLUMB_OK;
+    /* distinct query terms present in the index, with multiplicity */
+    qterm qt[256];
+    int nq = 0;
+    const char *p = q->terms.p;
+    for (int i = 0; i < q->nterms; i++) {
+        size_t l = strlen(p);
+        int64_t id = term_find(ix, p, l);
+        p += l + 1;
+        if (id < 0) continue;
+        int j = 0;
+        while (j < nq && qt[j].t != &ix->terms[id]) j++;
+        if (j < nq) qt[j].mult++;
+        else if (nq < 256) qt[nq++] = (qterm){&ix->terms[id], 1};
+    }
+    if (!nq) return PLUMB_OK;
+    if (s->cap < ix->nord) {
+        size_t c = ix->nord + ix->nord / 4 + 64;
+        double *a = realloc(s->acc, c * sizeof *a);
+        if (a) s->acc = a;
+        uint32_t *t = a ? realloc(s->touched, c * sizeof *t) : NULL;
+        if (t) s->touched = t;
+        uint8_t *m = t ? realloc(s->mark, c) : NULL;
+        if (m) s->mark = m;
+        if (!m) return err_set(PLUMB_NOMEM, "search scratch");
+        memset(s->mark + s->cap, 0, c - s->cap);
+        s->cap = c;
+    }
+    double N = (double)ix->live;
+    double avg = (wt * ix->tot_t + wb * ix->tot_b) / N;
+    if (!(avg > 0)) avg = 1;
+    double c0 = k1 * (1 - b), c1 = k1 * b / avg;
+    const uint8_t *dead = ix->dead;
+    const uint32_t *lt = ix->lt, *lb = ix->lb;
+    uint32_t nt = 0;
+    for (int i = 0; i < nq; i++) {
+        const post *ps = qt[i].t->p;
+        uint32_t n = qt[i].t->n, df = 0;
+        for (uint32_t j = 0; j < n; j++) df += !dead[ps[j].ord];
+        if (!df) continue;
+        double idf = log(1.0 + (N - df + 0.5) / (df + 0.5));
+        double w = qt[i].mult * idf * (k1 + 1);
+        for (uint32_t j = 0; j < n; j++) {
+            uint32_t o = ps[j].ord;
+            if (dead[o]) continue;
+            if (!s->mark[o]) { s->mark[o] = 1; s->acc[o] = 0; s->touched[nt++] = o; }
+            double tf = wt * ps[j].tft + wb * ps[j].tfb;
+            if (tf > 0) s->acc[o] += w * tf / (tf + c0 + c1 * (wt * lt[o] + wb * lb[o]));
+        }
+    }
+    *matched = nt;
+    size_t kk = (size_t)k < nt ? (size_t)k : nt;
+    lex_hit *h = malloc((kk ? kk : 1) * sizeof *h);
+    if (!h) {
+        for (uint32_t i = 0; i < nt; i++) s->mark[s->touched[i]] = 0;
+        return err_set(PLUMB_NOMEM, "search");
+    }
+    size_t n = 0;
+    for (uint32_t i = 0; i < nt; i++) {
+        uint32_t o = s->touched[i];
+        s->mark[o] = 0;
+        lex_hit c = {ix->cid[o], s->acc[o]};
+        if (n < kk) {
+            h[n++] = c;
+            if (n == kk)
+                for (size_t j = kk / 2 + 1; j-- > 0;) sift_down(h, n, j);
+        } else if (worse(&h[0], &c)) {
+            h[0] = c;
+            sift_down(h, n, 0);
+        }
+    }
+    qsort(h, n, sizeof *h, cmp_best);
+    *out = h;
+    *nout = n;
+    return PLUMB_OK;
+}
+
+void bm25_scratch_free(bm25_scratch *s) {
+    free(s->acc);
+    free(s->touched);
+    free(s->mark);
+    memset(s, 0, sizeof *s);
+}
+
+void bm25_info(bm25_index *ix, bm25_info_t *out) {
+    pthread_rwlock_rdlock(&ix->lock);
+    memset(out, 0, sizeof *out);
+    out->built = ix->built;
+    out->generation = ix->generation;
+    out->terms = ix->nterms;
+    out->ordinals = ix->nord;
+    out->dead = ix->ndead;
+    size_t bytes = ix->caparena + (size_t)ix->ntslot * 4 + (size_t)ix->capterms * sizeof(term) +
+                   (size_t)ix->capord * 17 + (size_t)ix->ncslot * 12;
+    for (uint32_t i = 0; i < ix->nterms; i++) {
+        out->postings += ix->terms[i].n;
+        bytes += (size_t)ix->terms[i].cap * sizeof(post);
+    }
+    out->bytes = (int64_t)bytes;
+    pthread_rwlock_unlock(&ix->lock);
+}
