@@ -289,6 +289,8 @@ typedef struct plumb_stats {
     int stopwords;
     int chunk_tokens, chunk_overlap;
     double bm25_k1, bm25_b, weight_title, weight_body;
+    /* the in-memory BM25 index of this handle; all 0 before its first search */
+    int64_t lex_terms, lex_postings, lex_memory_bytes;
 } plumb_stats;
 
 PLUMB_API plumb_status plumb_stats_get(plumb_db *db, plumb_stats *out);
@@ -301,6 +303,351 @@ PLUMB_API plumb_status plumb_tokenize(plumb_db *db, const char *text, size_t len
                                       int (*emit)(void *arg, const char *term, size_t n,
                                                   size_t start, size_t end),
                                       void *arg);
+
+/* ------------------------------------------------------------------ */
+/* Evaluation                                                          */
+/* ------------------------------------------------------------------ */
+/*
+** Retrieval quality measured as trec_eval measures it, for every stage of
+** the search pipeline, on BEIR-layout data: corpus.jsonl, queries.jsonl and
+** qrels/SPLIT.tsv. The pieces: judgments (plumb_qrels) and queries
+** (plumb_queries) loaded from files; rankings (plumb_run), produced by
+** searching an index (plumb_eval_run) or read from TREC run files
+** (plumb_run_load); per-query metrics and their means (plumb_eval_result);
+** paired comparisons of two stages or runs (plumb_eval_compare); and a
+** self-contained HTML report (plumb_eval_report_html).
+**
+** DEFINITIONS -- checked against trec_eval 9.0's source (usnistgov/trec_eval:
+** form_res_rels.c, m_ndcg_cut.c, m_recall.c, m_P.c, m_recip_rank.c,
+** m_map_cut.c, get_qrels.c, trec_eval.c):
+**   Order.    A query's documents are sorted by score, highest first; equal
+**             scores are broken by document id in DESCENDING strcmp() order
+**             (form_res_rels.c, comp_sim_docno). The rank column of a run
+**             file is ignored, as trec_eval ignores it. Ranks start at 1.
+**   Relevant. A judgment with value >= 1. Values <= 0 and documents absent
+**             from the qrels are not relevant. A relevant document that was
+**             never retrieved counts in R and in the ideal DCG only.
+**   nDCG@10   DCG@10 / IDCG@10 with DCG@k = sum over ranks r <= k of
+**             rel(r) / log2(r + 1): linear gains (the judgment value, not
+**             2^rel - 1) and rank 1 undiscounted. IDCG@k is the same sum
+**             over the ideal ranking of ALL the query's judged documents
+**             with value > 0, retrieved or not, highest value first.
+**             (trec_eval -m ndcg_cut.10)
+**   R@k       relevant documents in the top k / R, where R counts the
+**             query's judgments >= 1. (recall.k; k = 10, 100, 1000)
+**   P@10      relevant documents in the top 10 / 10, also when fewer than
+**             10 were retrieved. (P.10)
+**   MRR@10    1 / rank of the first relevant document when it is within
+**             the top 10, else 0. (recip_rank on a run cut at 10 documents:
+**             trec_eval -M 10 -m recip_rank)
+**   MAP@100   sum over the relevant documents at ranks r <= 100 of
+**             (relevant documents in the top r) / r, divided by R.
+**             (map_cut.100)
+**   Means     are taken over the queries that have at least one relevant
+**             judgment; queries without judgments, and queries whose
+**             judgments are all 0, are skipped and counted. A query that
+**             retrieved nothing counts, with zeros.
+** Where trec_eval differs: by default it averages over the queries present
+** in both the qrels and the run (a judged query with no retrieved document
+** is left out; -c keeps it with zeros, as plumb does), and it keeps a query
+** whose judgments are all 0 in the mean with a score of 0 (plumb skips it;
+** trec_eval's changelog of 2006 notes that only queries with no relevance
+** information at all are ignored). So plumb's means equal trec_eval -c's
+** on the run files it writes whenever every query of the qrels is in the
+** queries file and has a relevant judgment, as in the BEIR test splits.
+**
+** CHUNKS AND DOCUMENTS. Judgments name documents while searches return
+** chunks: a document's score is its best chunk's (MaxP). plumb_eval_run
+** asks each stage for enough chunks to fill `depth` distinct documents
+** (asking again with a larger k when the first answer falls short), so
+** R@1000 is measured on 1000 documents, not 1000 chunks.
+**
+** FILES.
+**   qrels     BEIR TSV "query-id<TAB>corpus-id<TAB>score" (a header line is
+**             recognised and skipped) or TREC "qid iter docid rel"; fields
+**             separated by tabs or spaces; '#' starts a comment line.
+**   queries   JSONL, one object per line with string "_id" and "text".
+**   run       TREC "qid Q0 docid rank score tag", one line per document.
+** A malformed line is reported through the message callback as
+** "FILE:LINE: what is wrong", counted, and skipped; it never stops the
+** load. A repeated (query, document) judgment keeps the later line; a
+** repeated query id or a document listed twice for a query in a run keeps
+** the first. Those are reported and counted too.
+**
+** THREADS. The loaded objects and results are immutable: any number of
+** threads may read them. plumb_eval_run searches from the calling thread
+** and, for the parallel timing pass, from OpenMP worker threads; its
+** callbacks are called from the calling thread only.
+*/
+
+/* Metrics, in the order of plumb_eval_query.metric[]. Append only. */
+typedef enum plumb_metric {
+    PLUMB_METRIC_NDCG10 = 0, /* nDCG@10 */
+    PLUMB_METRIC_RECALL10,   /* R@10 */
+    PLUMB_METRIC_RECALL100,  /* R@100 */
+    PLUMB_METRIC_RECALL1000, /* R@1000 */
+    PLUMB_METRIC_MRR10,      /* MRR@10 */
+    PLUMB_METRIC_MAP100,     /* MAP@100 */
+    PLUMB_METRIC_P10,        /* P@10 */
+    PLUMB_METRIC_COUNT
+} plumb_metric;
+
+/* The metric's short name ("ndcg@10", "recall@100", "mrr@10", "map@100",
+** "p@10"), used as its JSON key. Static text; NULL when m is out of range. */
+PLUMB_API const char *plumb_metric_name(plumb_metric m);
+
+/* The metric with this short name (case-insensitive), or -1. */
+PLUMB_API int plumb_metric_from_name(const char *name);
+
+/* Called for every malformed or suspicious input line and every summary
+** worth a person's attention; `msg` starts with "FILE:LINE: " when a line
+** is at fault and is valid during the call only. */
+typedef void (*plumb_message_fn)(void *arg, plumb_msg_level level, const char *msg);
+
+/* What a load read. */
+typedef struct plumb_load_stats {
+    int64_t lines;      /* lines in the file, blank, comment and header included */
+    int64_t records;    /* valid records kept */
+    int64_t malformed;  /* lines reported and skipped */
+    int64_t duplicates; /* repeated records (see FILES above) */
+} plumb_load_stats;
+
+/* ---- judgments ---- */
+
+typedef struct plumb_qrels plumb_qrels; /* opaque, immutable once loaded */
+
+/* Read a qrels file. `message` may be NULL; `stats` may be NULL. Fails
+** with PLUMB_NOTFOUND or PLUMB_IO when the file cannot be read, and with
+** PLUMB_CORRUPT when it holds no valid judgment at all; malformed lines
+** alone are not an error. On success release *out with plumb_qrels_free. */
+PLUMB_API plumb_status plumb_qrels_load(const char *path, plumb_message_fn message, void *arg,
+                                        plumb_qrels **out, plumb_load_stats *stats);
+PLUMB_API void plumb_qrels_free(plumb_qrels *q);
+
+/* Distinct query ids; judgments kept; judgments with value >= 1. */
+PLUMB_API size_t plumb_qrels_queries(const plumb_qrels *q);
+PLUMB_API size_t plumb_qrels_judgments(const plumb_qrels *q);
+PLUMB_API size_t plumb_qrels_relevant(const plumb_qrels *q);
+
+/* ---- queries ---- */
+
+typedef struct plumb_queries plumb_queries; /* opaque, immutable once loaded */
+
+/* Read a BEIR queries.jsonl file; conventions as plumb_qrels_load. */
+PLUMB_API plumb_status plumb_queries_load(const char *path, plumb_message_fn message, void *arg,
+                                          plumb_queries **out, plumb_load_stats *stats);
+PLUMB_API void plumb_queries_free(plumb_queries *q);
+PLUMB_API size_t plumb_queries_count(const plumb_queries *q);
+
+/* ---- runs: ranked documents per query ---- */
+
+typedef struct plumb_run_doc {
+    const char *doc_id;
+    double score; /* higher is better */
+} plumb_run_doc;
+
+typedef struct plumb_run_query {
+    const char *query_id;
+    size_t n;           /* documents */
+    plumb_run_doc *doc; /* n entries */
+} plumb_run_query;
+
+/* A run built by the library is sorted in trec_eval's order (see
+** DEFINITIONS) and holds no document twice per query. A run built by the
+** caller may be in any order: the library sorts a copy. */
+typedef struct plumb_run {
+    const char *tag; /* the run's name: TREC run tag and column 6 of run files */
+    size_t nq;       /* queries */
+    plumb_run_query *q;
+} plumb_run;
+
+/* Read a TREC run file. Scores must be finite numbers. A query's lines
+** need not be adjacent. When the tag column differs between lines the
+** first one is kept. Conventions as plumb_qrels_load; release *out with
+** plumb_run_free. */
+PLUMB_API plumb_status plumb_run_load(const char *path, plumb_message_fn message, void *arg,
+                                      plumb_run **out, plumb_load_stats *stats);
+
+/* Write `run` as a TREC run file ("qid Q0 docid rank score tag", ranks
+** from 1 in trec_eval's order, scores printed so that they read back
+** exactly, tag = run->tag or "plumb"). Ids containing white space cannot
+** be written (PLUMB_MISUSE). The file is replaced atomically. */
+PLUMB_API plumb_status plumb_run_write(const plumb_run *run, const char *path);
+
+/* Release a run returned by plumb_run_load. NULL is a harmless no-op.
+** (Runs inside a plumb_eval_result belong to the result.) */
+PLUMB_API void plumb_run_free(plumb_run *run);
+
+/* ---- evaluating ---- */
+
+/* One stage of the pipeline to evaluate: a name and the search that
+** produces it. Today every stage is lexical (BM25 / FTS5 bm25()); dense,
+** fused and reranked stages will be selected through their search params
+** as they land, and show up here side by side. */
+typedef struct plumb_eval_stage {
+    const char *name;           /* "bm25"; the JSON key and run tag (copied) */
+    plumb_search_params search; /* k, with_text and snippets are set by the eval */
+} plumb_eval_stage;
+
+typedef struct plumb_eval_params {
+    int depth;     /* documents ranked per query, 10..10000 (default 1000) */
+    int drop_self; /* 1: drop a retrieved document whose id equals the query
+                      id, as BEIR does (matters for ArguAna, Quora) (default 1) */
+    int threads;   /* threads for the parallel timing pass: 0 = all cores
+                      (OpenMP's default), 1 = no parallel pass (default 0) */
+    const plumb_eval_stage *stages; /* NULL: one stage "bm25" with plumb_search_params_init */
+    int nstages;
+    /* Called about every 1% of the queries of each stage; may be NULL. */
+    void (*progress)(void *arg, const char *stage, size_t done, size_t total);
+    plumb_message_fn message; /* unknown ids and other findings; may be NULL */
+    void *arg;                /* passed to both callbacks */
+} plumb_eval_params;
+
+PLUMB_API void plumb_eval_params_init(plumb_eval_params *p);
+
+/* One query's figures for one stage. */
+typedef struct plumb_eval_query {
+    const char *query_id;
+    int nrel;          /* relevant judgments (value >= 1): R */
+    int nret;          /* documents ranked (after drop_self), at most depth */
+    int chunks;        /* chunks the searches returned (0 for run files) */
+    double metric[PLUMB_METRIC_COUNT];
+    double latency_ms; /* single-threaded search time, retries included;
+                          -1 for run files */
+} plumb_eval_query;
+
+typedef struct plumb_eval_latency {
+    int measured;        /* 0: no timing (a run file); the rest is 0 */
+    double mean_ms, p50_ms, p95_ms, p99_ms; /* one thread; percentiles
+                            interpolate linearly between order statistics */
+    double qps;          /* queries / second, one thread (search time only) */
+    int threads;         /* threads of the parallel pass; 0 when not run */
+    double qps_parallel; /* queries / wall-clock second with `threads` threads */
+    double p50_parallel_ms, p95_parallel_ms, p99_parallel_ms;
+    int parallel_identical; /* 1: every query returned the same chunks and
+                               scores in the parallel pass as in the first */
+} plumb_eval_latency;
+
+/* The evaluation of one stage (or one run file). */
+typedef struct plumb_eval_stage_result {
+    const char *name;
+    plumb_search_params search; /* as run (strings set to NULL); zeros for run files */
+    double mean[PLUMB_METRIC_COUNT]; /* over q[0..nq) */
+    size_t nq;                       /* queries evaluated */
+    plumb_eval_query *q;             /* nq entries, in evaluation order (the
+                                        same for every stage of a result) */
+    plumb_eval_latency latency;
+    const plumb_run *run; /* the rankings, trec_eval order, one entry per
+                             evaluated query, in q's order */
+    int64_t no_hits;      /* evaluated queries that ranked no document */
+} plumb_eval_stage_result;
+
+/* What went in and what was left out. */
+typedef struct plumb_eval_counts {
+    int64_t queries;             /* in the queries file (0 for run files) */
+    int64_t qrels_queries;       /* distinct query ids in the qrels */
+    int64_t judgments;           /* judgments in the qrels */
+    int64_t relevant;            /* ...with value >= 1 */
+    int64_t evaluated;           /* queries averaged over */
+    int64_t skipped_unjudged;    /* queries-file queries absent from the qrels */
+    int64_t skipped_no_relevant; /* judged queries with no judgment >= 1 */
+    int64_t unknown_queries;     /* qrels query ids absent from the queries
+                                    file (from every run, for run files) */
+    int64_t judged_docs;         /* distinct judged document ids */
+    int64_t unknown_docs;        /* ...absent from the index (-1: not checked) */
+    int64_t self_hits_dropped;   /* hits dropped by drop_self, all stages */
+} plumb_eval_counts;
+
+typedef struct plumb_eval_result {
+    plumb_eval_counts counts;
+    int depth;
+    int drop_self;
+    double elapsed_s;              /* wall-clock time of the evaluation */
+    size_t nstages;
+    plumb_eval_stage_result *stage; /* nstages entries, in the order given */
+} plumb_eval_result;
+
+/* Search `db` with every stage for every query of `queries` that has a
+** relevant judgment in `qrels`, in queries-file order, and measure the
+** rankings (DEFINITIONS above). Each stage runs once single-threaded
+** (timed per query) and, unless p->threads is 1 or only one core is
+** available, once more over all queries with `threads` threads to measure
+** throughput and check that the parallel answers are identical. Unknown
+** query and document ids are counted and reported through p->message.
+** `p` may be NULL. On success release *out with plumb_eval_result_free. */
+PLUMB_API plumb_status plumb_eval_run(plumb_db *db, const plumb_queries *queries,
+                                      const plumb_qrels *qrels, const plumb_eval_params *p,
+                                      plumb_eval_result **out);
+
+/* Measure existing runs (one stage per run, named by names[i] when names
+** is not NULL, else by the run's tag) against `qrels`: every qrels query
+** with a relevant judgment is evaluated; a query missing from a run scores
+** 0 (trec_eval -c). Qrels queries found in no run are counted as
+** unknown_queries. No latency. `p` may be NULL (only depth and message
+** are used: documents past `depth` are ignored). */
+PLUMB_API plumb_status plumb_eval_runs(const plumb_qrels *qrels, const plumb_run *const *runs,
+                                       const char *const *names, int nruns,
+                                       const plumb_eval_params *p, plumb_eval_result **out);
+
+/* Release a result. NULL is a harmless no-op. */
+PLUMB_API void plumb_eval_result_free(plumb_eval_result *r);
+
+/* ---- comparing two stages or runs ---- */
+
+typedef struct plumb_compare_params {
+    plumb_metric metric; /* compared per query (default PLUMB_METRIC_NDCG10) */
+    int permutations;    /* randomization test rounds, >= 1000 (default 10000) */
+    uint64_t seed;       /* of the test's generator: fixed, so p is
+                            reproducible (default 42) */
+    double tie_eps;      /* |b - a| <= tie_eps is a tie (default 1e-9) */
+} plumb_compare_params;
+
+PLUMB_API void plumb_compare_params_init(plumb_compare_params *p);
+
+typedef struct plumb_compare_query {
+    const char *query_id;
+    double a, b; /* the metric for A and for B; B - A is the difference */
+} plumb_compare_query;
+
+typedef struct plumb_comparison {
+    const char *name_a, *name_b;
+    plumb_metric metric;
+    size_t n;                   /* queries evaluated in both */
+    plumb_compare_query *q;     /* n entries, in A's order */
+    int64_t only_a, only_b;     /* queries evaluated in one only: left out */
+    int64_t wins, losses, ties; /* B better, worse, equal (tie_eps) */
+    double mean_a, mean_b, mean_diff; /* over the n queries; diff = B - A */
+    /* Paired two-sided randomization test (Fisher; Smucker, Allan and
+    ** Carterette, CIKM 2007): each round flips the sign of every query's
+    ** difference with probability 1/2; p = (rounds with |mean| >= the
+    ** observed |mean| + 1) / (rounds + 1). Identical inputs give p = 1. */
+    double p_randomization;
+    int permutations;
+    uint64_t seed;
+    /* Paired two-sided t-test on the differences, n - 1 degrees of
+    ** freedom (p = 1 when every difference is 0, p = 0 when they are all
+    ** equal and not 0; NaN when n < 2). */
+    double t, p_ttest;
+} plumb_comparison;
+
+/* Compare stage B against stage A query by query (queries matched by id).
+** The stages may come from different results. `p` may be NULL. On
+** success release *out with plumb_comparison_free. */
+PLUMB_API plumb_status plumb_eval_compare(const plumb_eval_stage_result *a,
+                                          const plumb_eval_stage_result *b,
+                                          const plumb_compare_params *p, plumb_comparison **out);
+PLUMB_API void plumb_comparison_free(plumb_comparison *c);
+
+/* ---- report ---- */
+
+/* Write a self-contained HTML page (inline SVG and CSS, no script, no
+** network) to `path`: the counts and parameters, a bar chart of every
+** metric per stage, the per-query win/loss plot of `cmp` (may be NULL),
+** and the per-stage latency distribution (when measured). `title` may be
+** NULL. The file is replaced atomically. */
+PLUMB_API plumb_status plumb_eval_report_html(const char *path, const char *title,
+                                              const plumb_eval_result *r,
+                                              const plumb_comparison *cmp);
 
 #ifdef __cplusplus
 }

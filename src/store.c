@@ -772,6 +772,13 @@ plumb_status store_stats(plumb_db *db, plumb_stats *out) {
     out->bm25_b = db->set.b;
     out->weight_title = db->set.wt;
     out->weight_body = db->set.wb;
+    bm25_info_t bi;
+    bm25_info(db->bm25, &bi);
+    if (bi.built) {
+        out->lex_terms = bi.terms;
+        out->lex_postings = bi.postings;
+        out->lex_memory_bytes = bi.bytes;
+    }
     out->db_bytes = 0;
     const char *sfx[] = {"", "-wal"};
     for (int i = 0; i < 2; i++) {
