@@ -353,4 +353,25 @@ int snippet_build(tok_ctx *tok, const char *text, size_t n, const lex_query *q, 
 plumb_status ingest_paths(plumb_db *db, const char *const *paths, int npaths,
                           const plumb_index_params *p, plumb_index_stats *st);
 
+/* ======================================================================
+** eval.c -- metrics, judgments, runs, significance tests (eval_report.c
+** writes the HTML report). Definitions: plumb.h, "Evaluation".
+** ==================================================================== */
+
+/* Every metric of one ranking: rels[i] is the judgment value of the
+** document at rank i+1 (0 when not judged), in trec_eval's order; ideal
+** holds the query's judgment values >= 1, highest first (nideal = R). */
+void eval_measure(const int *rels, size_t n, const int *ideal, size_t nideal,
+                  double out[PLUMB_METRIC_COUNT]);
+/* Sort into trec_eval's order: score descending, doc id descending. */
+void eval_sort_ranking(plumb_run_doc *d, size_t n);
+/* The q-quantile (0..1) of sorted[0..n), interpolating linearly. */
+double eval_percentile(const double *sorted, size_t n, double q);
+/* Two-sided paired randomization test of the differences d[0..n). */
+double eval_randomization_p(const double *d, size_t n, int rounds, uint64_t seed);
+/* Two-sided p-value of Student's t with df degrees of freedom. */
+double eval_ttest_p(double t, double df);
+/* The shortest "%.*g" form of v that reads back equal. */
+void eval_fmt_double(char *out, size_t cap, double v);
+
 #endif /* PLUMB_IMPL_H */
