@@ -483,10 +483,13 @@ PLUMB_API void plumb_run_free(plumb_run *run);
 /* One stage of the pipeline to evaluate: a name and the search that
 ** produces it. Today every stage is lexical (BM25 / FTS5 bm25()); dense,
 ** fused and reranked stages will be selected through their search params
-** as they land, and show up here side by side. */
+** as they land, and show up here side by side. `search` is the stage as a
+** user runs it: its latency is measured with exactly these params (k,
+** texts, snippets). The evaluation searches use the same params with k
+** raised to fill `depth` documents and without texts or snippets. */
 typedef struct plumb_eval_stage {
     const char *name;           /* "bm25"; the JSON key and run tag (copied) */
-    plumb_search_params search; /* k, with_text and snippets are set by the eval */
+    plumb_search_params search; /* e.g. from plumb_search_params_init: k = 10 */
 } plumb_eval_stage;
 
 typedef struct plumb_eval_params {
@@ -512,26 +515,33 @@ typedef struct plumb_eval_query {
     int nret;          /* documents ranked (after drop_self), at most depth */
     int chunks;        /* chunks the searches returned (0 for run files) */
     double metric[PLUMB_METRIC_COUNT];
-    double latency_ms; /* single-threaded search time, retries included;
-                          -1 for run files */
+    double latency_ms; /* single-threaded time of the stage's own search
+                          (plumb_eval_stage.search); -1 for run files */
 } plumb_eval_query;
 
+/* Timing of the stage's own search (plumb_eval_stage.search), each query
+** once on the calling thread, then all queries again on `threads`
+** threads; only plumb_search() is timed. */
 typedef struct plumb_eval_latency {
     int measured;        /* 0: no timing (a run file); the rest is 0 */
     double mean_ms, p50_ms, p95_ms, p99_ms; /* one thread; percentiles
                             interpolate linearly between order statistics */
-    double qps;          /* queries / second, one thread (search time only) */
+    double qps;          /* queries / second, one thread */
     int threads;         /* threads of the parallel pass; 0 when not run */
     double qps_parallel; /* queries / wall-clock second with `threads` threads */
     double p50_parallel_ms, p95_parallel_ms, p99_parallel_ms;
     int parallel_identical; /* 1: every query returned the same chunks and
-                               scores in the parallel pass as in the first */
+                               scores in the parallel pass as on one thread */
+    int k_eval;          /* chunks asked by each evaluation search (first try) */
+    double qps_eval;     /* evaluation searches per second, one thread,
+                            retries included */
 } plumb_eval_latency;
 
 /* The evaluation of one stage (or one run file). */
 typedef struct plumb_eval_stage_result {
     const char *name;
-    plumb_search_params search; /* as run (strings set to NULL); zeros for run files */
+    plumb_search_params search; /* the stage's own search, as timed (strings
+                                   set to NULL); zeros for run files */
     double mean[PLUMB_METRIC_COUNT]; /* over q[0..nq) */
     size_t nq;                       /* queries evaluated */
     plumb_eval_query *q;             /* nq entries, in evaluation order (the
@@ -569,10 +579,11 @@ typedef struct plumb_eval_result {
 
 /* Search `db` with every stage for every query of `queries` that has a
 ** relevant judgment in `qrels`, in queries-file order, and measure the
-** rankings (DEFINITIONS above). Each stage runs once single-threaded
-** (timed per query) and, unless p->threads is 1 or only one core is
-** available, once more over all queries with `threads` threads to measure
-** throughput and check that the parallel answers are identical. Unknown
+** rankings (DEFINITIONS above). Then each stage's own search is timed per
+** query on the calling thread and, unless p->threads is 1 or only one core
+** is available, once more over all queries with `threads` threads, to
+** measure throughput and check that the parallel answers are identical
+** (plumb_eval_latency). Unknown
 ** query and document ids are counted and reported through p->message.
 ** `p` may be NULL. On success release *out with plumb_eval_result_free. */
 PLUMB_API plumb_status plumb_eval_run(plumb_db *db, const plumb_queries *queries,

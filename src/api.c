@@ -61,6 +61,9 @@ plumb_status plumb_open(const char *path, const plumb_open_params *p, plumb_db *
 
 void plumb_close(plumb_db *db) {
     if (!db) return;
+    /* a handle that replayed much of the log saves the work for the next */
+    if (db->w && !db->in_txn && db->bm25 && bm25_applied_since_save(db->bm25) >= 10000)
+        bm25_persist(db);
     store_close(db);
     free(db);
 }
@@ -218,6 +221,19 @@ plumb_status plumb_index_paths(plumb_db *db, const char *const *paths, int npath
     }
     rc = ingest_paths(db, paths, npaths, p, stats ? stats : &local);
     pthread_mutex_unlock(&db->wlock);
+    /* leave a BM25 snapshot beside the index, so the next process to
+    ** search loads it instead of rebuilding; a failure here loses nothing */
+    if (rc == PLUMB_OK || rc == PLUMB_NOTFOUND) {
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", plumb_errmsg());
+        plumb_status prc = bm25_persist(db);
+        if (prc && p->message) {
+            char m[1200];
+            snprintf(m, sizeof m, "could not save the BM25 snapshot: %s", plumb_errmsg());
+            p->message(p->arg, PLUMB_MSG_WARN, m);
+        }
+        err_set(rc, "%s", keep);
+    }
     return rc;
 }
 

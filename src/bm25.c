@@ -44,9 +44,13 @@
 */
 #include "plumb_impl.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 typedef struct post {
     uint32_t ord;
@@ -62,6 +66,8 @@ typedef struct term {
 
 struct bm25_index {
     pthread_rwlock_t lock;
+    char *side_path;    /* "<index>.bm25"; kept across clear() */
+    int64_t index_id;   /* settings.index_id of the database */
     int built;
     int64_t generation; /* snapshot generation reflected */
     int64_t log_seq;    /* last lex_log seq applied */
@@ -85,6 +91,9 @@ struct bm25_index {
     /* live totals */
     int64_t live;
     double tot_t, tot_b;
+    /* loaded snapshot: postings of terms with cap == 0 point into it */
+    void *block;
+    int64_t applied; /* log entries applied since load/save */
     /* build scratch (under the write lock) */
     uint32_t *sc_tft, *sc_tfb, *sc_touched;
     uint32_t sc_cap, sc_n;
@@ -105,6 +114,7 @@ static uint64_t mix64(uint64_t x) {
 
 static int grow_terms_table(bm25_index *ix) {
     uint32_t n = ix->ntslot ? ix->ntslot * 2 : 1024;
+    while (n < (uint64_t)ix->nterms * 2 + 2) n *= 2; /* load factor <= 1/2 */
     uint32_t *s = calloc(n, sizeof *s);
     if (!s) return -1;
     for (uint32_t i = 0; i < ix->nterms; i++) {
@@ -260,9 +270,15 @@ static plumb_status add_chunk(bm25_index *ix, tok_ctx *tok, int64_t cid, const c
         uint32_t id = ix->sc_touched[i];
         if (!rc) {
             term *t = &ix->terms[id];
-            if (t->n == t->cap) {
-                uint32_t c = t->cap ? t->cap * 2 : 4;
-                post *p = realloc(t->p, c * sizeof *p);
+            if (t->n >= t->cap) {
+                /* cap == 0 with postings: they live in a loaded snapshot */
+                uint32_t c = t->cap ? t->cap * 2 : t->n ? t->n * 2 : 4;
+                post *p;
+                if (!t->cap && t->n) {
+                    if ((p = malloc(c * sizeof *p))) memcpy(p, t->p, t->n * sizeof *p);
+                } else {
+                    p = realloc(t->p, c * sizeof *p);
+                }
                 if (!p) rc = err_set(PLUMB_NOMEM, "lexical index");
                 else { t->p = p; t->cap = c; }
             }
@@ -324,7 +340,9 @@ static void del_chunk(bm25_index *ix, int64_t cid) {
 }
 
 static void clear(bm25_index *ix) {
-    for (uint32_t i = 0; i < ix->nterms; i++) free(ix->terms[i].p);
+    for (uint32_t i = 0; i < ix->nterms; i++)
+        if (ix->terms[i].cap) free(ix->terms[i].p);
+    free(ix->block);
     free(ix->terms);
     free(ix->tslot);
     free(ix->arena);
@@ -338,20 +356,30 @@ static void clear(bm25_index *ix) {
     free(ix->sc_tfb);
     free(ix->sc_touched);
     pthread_rwlock_t l = ix->lock;
+    char *sp = ix->side_path;
+    int64_t id = ix->index_id;
     memset(ix, 0, sizeof *ix);
     ix->lock = l;
+    ix->side_path = sp;
+    ix->index_id = id;
 }
 
-bm25_index *bm25_new(void) {
+bm25_index *bm25_new(const char *db_path, int64_t index_id) {
     bm25_index *ix = calloc(1, sizeof *ix);
     if (!ix) return NULL;
     if (pthread_rwlock_init(&ix->lock, NULL)) { free(ix); return NULL; }
+    size_t n = strlen(db_path);
+    if (!(ix->side_path = malloc(n + 6))) { bm25_free(ix); return NULL; }
+    memcpy(ix->side_path, db_path, n);
+    memcpy(ix->side_path + n, ".bm25", 6);
+    ix->index_id = index_id;
     return ix;
 }
 
 void bm25_free(bm25_index *ix) {
     if (!ix) return;
     clear(ix);
+    free(ix->side_path);
     pthread_rwlock_destroy(&ix->lock);
     free(ix);
 }
@@ -394,6 +422,7 @@ static plumb_status rebuild(bm25_index *ix, reader *r, int64_t gen) {
     ix->built = 1;
     ix->log_seq = seq;
     ix->generation = gen;
+    ix->applied = seq > 0 ? seq : 1; /* never saved: worth saving */
     return PLUMB_OK;
 }
 
@@ -440,13 +469,20 @@ static plumb_status catch_up(bm25_index *ix, reader *r, int64_t gen) {
         if (rc) break;
     }
     if (!rc && src != SQLITE_DONE) rc = store_err(r->conn, src, "catch up lexical index");
-    if (!rc) { ix->log_seq = last; ix->generation = gen; }
-    else ix->built = 0; /* half applied: rebuild next time */
+    if (!rc) {
+        ix->applied += last - ix->log_seq;
+        ix->log_seq = last;
+        ix->generation = gen;
+    } else {
+        ix->built = 0; /* half applied: rebuild next time */
+    }
 done:
     sqlite3_finalize(lg);
     sqlite3_finalize(ch);
     return rc;
 }
+
+static void load(bm25_index *ix, reader *r, int64_t gen);
 
 plumb_status bm25_sync(bm25_index *ix, reader *r, int64_t gen) {
     for (;;) {
@@ -457,6 +493,7 @@ plumb_status bm25_sync(bm25_index *ix, reader *r, int64_t gen) {
         if (ahead) return PLUMB_BUSY; /* the caller takes a newer snapshot */
         pthread_rwlock_wrlock(&ix->lock);
         plumb_status rc = PLUMB_OK;
+        if (!ix->built && ix->side_path) load(ix, r, gen); /* failure: rebuild */
         if (!ix->built) rc = rebuild(ix, r, gen);
         else if (ix->generation < gen) rc = catch_up(ix, r, gen);
         pthread_rwlock_unlock(&ix->lock);
@@ -465,6 +502,232 @@ plumb_status bm25_sync(bm25_index *ix, reader *r, int64_t gen) {
 }
 
 void bm25_release(bm25_index *ix) { pthread_rwlock_unlock(&ix->lock); }
+
+
+/* ---------------------------------------------------------------- */
+/* Side file                                                          */
+/* ---------------------------------------------------------------- */
+
+/* On-disk layout, native byte order (the endian field rejects a file
+** from another byte order), every section 8-byte aligned:
+**   header | arena[narena] | sterm[nterms] | post[npost] |
+**   cid[nord] (int64) | lt[nord] (u32) | lb[nord] (u32) | dead[nord] (u8)
+** body_hash = hash64 of everything after the header. */
+#define SIDE_MAGIC "PLMBBM25"
+#define SIDE_VERSION 1
+
+typedef struct side_hdr {
+    char magic[8];
+    uint32_t version, endian;
+    int64_t index_id, generation, log_seq;
+    uint32_t nterms, nord;
+    uint64_t npost, narena;
+    int64_t live;
+    double tot_t, tot_b;
+    uint32_t ndead, pad;
+    uint64_t body_hash;
+} side_hdr;
+
+typedef struct sterm {
+    uint32_t off;
+    uint16_t len, pad;
+    uint32_t n, pad2;
+} sterm;
+
+static size_t al8(size_t x) { return (x + 7) & ~(size_t)7; }
+
+static void side_layout(const side_hdr *h, size_t off[6], size_t *total) {
+    size_t o = 0;
+    off[0] = o; o = al8(o + h->narena);
+    off[1] = o; o = al8(o + (size_t)h->nterms * sizeof(sterm));
+    off[2] = o; o = al8(o + (size_t)h->npost * sizeof(post));
+    off[3] = o; o = al8(o + (size_t)h->nord * 8);
+    off[4] = o; o = al8(o + (size_t)h->nord * 4);
+    off[5] = o; o = al8(o + (size_t)h->nord * 4);
+    *total = al8(o + h->nord);
+}
+
+/* Load the side file if it fits this database at a snapshot we can
+** replay from; otherwise leave ix unbuilt. Never fails loudly: the side
+** file is a cache. */
+static void load(bm25_index *ix, reader *r, int64_t gen) {
+    FILE *f = fopen(ix->side_path, "rb");
+    if (!f) return;
+    side_hdr h;
+    char *body = NULL;
+    int ok = fread(&h, sizeof h, 1, f) == 1 && !memcmp(h.magic, SIDE_MAGIC, 8) &&
+             h.version == SIDE_VERSION && h.endian == 0x01020304u &&
+             h.index_id == ix->index_id && h.generation <= gen && h.ndead <= h.nord;
+    size_t off[6], total = 0;
+    if (ok) {
+        side_layout(&h, off, &total);
+        ok = total < ((size_t)1 << 40) && (body = malloc(total ? total : 1)) &&
+             fread(body, 1, total, f) == total && hash64(body, total, 0) == h.body_hash;
+    }
+    fclose(f);
+    if (ok) {
+        int src = 0;
+        int64_t floor = scalar(r->conn, "SELECT coalesce(min(seq), 0) FROM lex_log", &src);
+        int64_t top = scalar(r->conn, "SELECT coalesce(max(seq), 0) FROM lex_log", &src);
+        ok = !src && h.log_seq <= top && (floor == 0 || h.log_seq + 1 >= floor);
+    }
+    if (!ok) { free(body); return; }
+    clear(ix);
+    plumb_status rc = PLUMB_OK;
+    ix->block = body;
+    ix->nterms = ix->capterms = h.nterms;
+    ix->narena = ix->caparena = h.narena;
+    ix->nord = ix->capord = h.nord;
+    ix->terms = calloc(h.nterms ? h.nterms : 1, sizeof *ix->terms);
+    ix->arena = malloc(h.narena ? h.narena : 1);
+    ix->cid = malloc((h.nord ? h.nord : 1) * sizeof *ix->cid);
+    ix->lt = malloc((h.nord ? h.nord : 1) * sizeof *ix->lt);
+    ix->lb = malloc((h.nord ? h.nord : 1) * sizeof *ix->lb);
+    ix->dead = malloc(h.nord ? h.nord : 1);
+    if (!ix->terms || !ix->arena || !ix->cid || !ix->lt || !ix->lb || !ix->dead) rc = PLUMB_NOMEM;
+    if (!rc) {
+        memcpy(ix->arena, body + off[0], h.narena);
+        const sterm *st = (const sterm *)(body + off[1]);
+        post *ps = (post *)(body + off[2]);
+        uint64_t used = 0;
+        for (uint32_t i = 0; !rc && i < h.nterms; i++) {
+            if ((uint64_t)st[i].off + st[i].len > h.narena || used + st[i].n > h.npost) {
+                rc = PLUMB_CORRUPT;
+                break;
+            }
+            ix->terms[i] = (term){ps + used, st[i].n, 0, st[i].off, st[i].len};
+            for (uint32_t j = 0; j < st[i].n; j++)
+                if (ps[used + j].ord >= h.nord) rc = PLUMB_CORRUPT;
+            used += st[i].n;
+        }
+        if (used != h.npost) rc = PLUMB_CORRUPT;
+        memcpy(ix->cid, body + off[3], (size_t)h.nord * 8);
+        memcpy(ix->lt, body + off[4], (size_t)h.nord * 4);
+        memcpy(ix->lb, body + off[5], (size_t)h.nord * 4);
+        memcpy(ix->dead, body + off[5] + al8((size_t)h.nord * 4), h.nord);
+    }
+    if (!rc && h.nterms && grow_terms_table(ix)) rc = PLUMB_NOMEM;
+    for (uint32_t o = 0; !rc && o < h.nord; o++) {
+        if ((ix->ncused + 1) * 2 > ix->ncslot && cmap_grow(ix)) { rc = PLUMB_NOMEM; break; }
+        uint32_t sl = cmap_slot(ix, ix->cid[o]);
+        if (!ix->cval[sl]) ix->ncused++;
+        else if (!ix->dead[o] && !ix->dead[ix->cval[sl] - 1]) rc = PLUMB_CORRUPT;
+        if (!ix->cval[sl] || !ix->dead[o]) { ix->ckey[sl] = ix->cid[o]; ix->cval[sl] = o + 1; }
+    }
+    if (rc) { clear(ix); return; }
+    ix->live = h.live;
+    ix->tot_t = h.tot_t;
+    ix->tot_b = h.tot_b;
+    ix->ndead = h.ndead;
+    ix->generation = h.generation;
+    ix->log_seq = h.log_seq;
+    ix->applied = 0;
+    ix->built = 1;
+}
+
+static int write_all(FILE *f, const void *p, size_t n) {
+    return n && fwrite(p, 1, n, f) != n ? -1 : 0;
+}
+
+/* Write the snapshot (caller holds at least the read lock). */
+static plumb_status save(bm25_index *ix) {
+    side_hdr h;
+    memset(&h, 0, sizeof h);
+    memcpy(h.magic, SIDE_MAGIC, 8);
+    h.version = SIDE_VERSION;
+    h.endian = 0x01020304u;
+    h.index_id = ix->index_id;
+    h.generation = ix->generation;
+    h.log_seq = ix->log_seq;
+    h.nterms = ix->nterms;
+    h.nord = ix->nord;
+    h.narena = ix->narena;
+    for (uint32_t i = 0; i < ix->nterms; i++) h.npost += ix->terms[i].n;
+    h.live = ix->live;
+    h.tot_t = ix->tot_t;
+    h.tot_b = ix->tot_b;
+    h.ndead = ix->ndead;
+    size_t off[6], total;
+    side_layout(&h, off, &total);
+    /* assemble the body in memory: one hash pass, one write */
+    char *body = calloc(1, total ? total : 1);
+    if (!body) return err_set(PLUMB_NOMEM, "save lexical index");
+    memcpy(body + off[0], ix->arena, ix->narena);
+    sterm *st = (sterm *)(body + off[1]);
+    post *ps = (post *)(body + off[2]);
+    size_t used = 0;
+    for (uint32_t i = 0; i < ix->nterms; i++) {
+        const term *t = &ix->terms[i];
+        st[i] = (sterm){t->off, t->len, 0, t->n, 0};
+        memcpy(ps + used, t->p, (size_t)t->n * sizeof *ps);
+        used += t->n;
+    }
+    memcpy(body + off[3], ix->cid, (size_t)ix->nord * 8);
+    memcpy(body + off[4], ix->lt, (size_t)ix->nord * 4);
+    memcpy(body + off[5], ix->lb, (size_t)ix->nord * 4);
+    memcpy(body + off[5] + al8((size_t)ix->nord * 4), ix->dead, ix->nord);
+    h.body_hash = hash64(body, total, 0);
+
+    size_t pl = strlen(ix->side_path);
+    char *tmp = malloc(pl + 32);
+    plumb_status rc = PLUMB_OK;
+    if (!tmp) { free(body); return err_set(PLUMB_NOMEM, "save lexical index"); }
+    snprintf(tmp, pl + 32, "%s.tmp%ld", ix->side_path, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    if (!f) rc = err_set(PLUMB_IO, "%s: %s", tmp, strerror(errno));
+    else {
+        int bad = write_all(f, &h, sizeof h) || write_all(f, body, total);
+        bad |= fflush(f) != 0;
+        bad |= fsync(fileno(f)) != 0;
+        bad |= fclose(f) != 0;
+        if (bad) rc = err_set(PLUMB_IO, "%s: %s", tmp, strerror(errno));
+        else if (rename(tmp, ix->side_path) != 0)
+            rc = err_set(PLUMB_IO, "rename %s: %s", ix->side_path, strerror(errno));
+        if (rc) unlink(tmp);
+        else {
+            /* make the rename itself durable */
+            char *slash = strrchr(ix->side_path, '/');
+            char dir[4096];
+            if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - ix->side_path + 1), ix->side_path);
+            else snprintf(dir, sizeof dir, ".");
+            int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+            if (dfd >= 0) { fsync(dfd); close(dfd); }
+        }
+    }
+    free(tmp);
+    free(body);
+    if (!rc) ix->applied = 0;
+    return rc;
+}
+
+int64_t bm25_applied_since_save(bm25_index *ix) {
+    pthread_rwlock_rdlock(&ix->lock);
+    int64_t a = ix->built ? ix->applied : 0;
+    pthread_rwlock_unlock(&ix->lock);
+    return a;
+}
+
+plumb_status bm25_persist(plumb_db *db) {
+    reader *r;
+    plumb_status rc = store_reader_get(db, &r);
+    if (rc) return rc;
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
+        if (src) { rc = store_err(r->conn, src, "begin read"); break; }
+        int64_t gen = scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
+        if (src) rc = store_err(r->conn, src, "read generation");
+        else rc = bm25_sync(db->bm25, r, gen);
+        if (rc == PLUMB_OK) {
+            /* saving needs the index stable, not exclusive: the read lock */
+            if (db->bm25->applied > 0) rc = save(db->bm25);
+            bm25_release(db->bm25);
+        }
+        sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);
+        if (rc != PLUMB_BUSY) break;
+    }
+    store_reader_put(db, r);
+    return rc;
+}
 
 /* ---------------------------------------------------------------- */
 /* Scoring                                                            */

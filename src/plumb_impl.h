@@ -169,6 +169,7 @@ int chunk_split(const char *text, size_t n, size_t max_tokens, size_t overlap,
 typedef struct idx_settings {
     int format_version;
     int64_t created_at;
+    int64_t index_id;           /* random at creation: ties side files to this index */
     char language[32];
     int stopwords;
     int chunk_tokens, chunk_overlap;
@@ -310,7 +311,8 @@ plumb_status lex_search(reader *r, const lex_query *q, const plumb_search_params
 ** bm25.c -- in-memory inverted index in step with the store; exact top-k
 ** ==================================================================== */
 
-bm25_index *bm25_new(void);
+/* db_path names the side file (db_path + ".bm25"); index_id ties it. */
+bm25_index *bm25_new(const char *db_path, int64_t index_id);
 void bm25_free(bm25_index *ix);
 
 /* Bring the index to the reader's snapshot generation `gen` (the reader
@@ -327,6 +329,16 @@ plumb_status bm25_topk(const bm25_index *ix, bm25_scratch *s, const lex_query *q
                        double b, double wt, double wb, int k, lex_hit **out, size_t *nout,
                        int64_t *matched);
 void bm25_scratch_free(bm25_scratch *s);
+
+/* Side file "<index>.bm25": a snapshot of the in-memory index so a new
+** handle loads it instead of rebuilding, then replays the log. Written
+** to a temporary name, fsynced and renamed; ignored when its index id,
+** generation or log position do not fit the database. bm25_persist
+** brings the index to the current generation first; it is a no-op when
+** the side file is already at that generation. */
+plumb_status bm25_persist(plumb_db *db);
+/* Log entries applied since the last load or save. */
+int64_t bm25_applied_since_save(bm25_index *ix);
 
 typedef struct bm25_info_t {
     int built;

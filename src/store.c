@@ -93,6 +93,7 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
         seen++;
         if (!strcmp(k, "format_version")) s->format_version = sqlite3_column_int(st, 1);
         else if (!strcmp(k, "created_at")) s->created_at = sqlite3_column_int64(st, 1);
+        else if (!strcmp(k, "index_id")) s->index_id = sqlite3_column_int64(st, 1);
         else if (!strcmp(k, "language")) {
             const char *v = (const char *)sqlite3_column_text(st, 1);
             snprintf(s->language, sizeof s->language, "%s", v ? v : "");
@@ -113,7 +114,7 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
                        s->format_version, PLUMB_FORMAT_VERSION,
                        s->format_version > PLUMB_FORMAT_VERSION ? " (upgrade plumb)"
                                                                 : " (re-create the index)");
-    if (seen < 10 || !tok_language_ok(s->language))
+    if (seen < 12 || !tok_language_ok(s->language))
         return err_set(PLUMB_CORRUPT, "%s: settings table is incomplete or names unknown "
                        "language '%s'", db->path, s->language);
     return PLUMB_OK;
@@ -140,6 +141,18 @@ static int schema_count(sqlite3 *c, int *out) {
     }
     sqlite3_finalize(st);
     return src;
+}
+
+static int64_t random_id(void) {
+    uint64_t x = 0;
+    FILE *f = fopen("/dev/urandom", "rb");
+    if (!f || fread(&x, sizeof x, 1, f) != 1) { /* fall back to time and address bits */
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        x = hash64(&ts, sizeof ts, (uint64_t)(uintptr_t)&x);
+    }
+    if (f) fclose(f);
+    return (int64_t)(x >> 1); /* positive: SQLite integers are signed */
 }
 
 static plumb_status create_schema(plumb_db *db, sqlite3 *c, const plumb_open_params *p) {
@@ -179,10 +192,10 @@ static plumb_status create_schema(plumb_db *db, sqlite3 *c, const plumb_open_par
                          "('language', '%s'), ('stopwords', %d), ('chunk_tokens', %d),"
                          "('chunk_overlap', %d), ('bm25_k1', %.17g), ('bm25_b', %.17g),"
                          "('weight_title', %.17g), ('weight_body', %.17g),"
-                         "('tokenizer', 'plumb-1')",
+                         "('tokenizer', 'plumb-1'), ('index_id', %lld)",
                          PLUMB_FORMAT_VERSION, (long long)time(NULL), lang,
                          p->stopwords ? 1 : 0, p->chunk_tokens, p->chunk_overlap, p->bm25_k1,
-                         p->bm25_b, p->weight_title, p->weight_body);
+                         p->bm25_b, p->weight_title, p->weight_body, (long long)random_id());
                 rc = exec(c, ins, "write settings");
             }
         }
@@ -206,7 +219,6 @@ plumb_status store_open(plumb_db *db, const char *path, const plumb_open_params 
     db->busy_ms = p->busy_timeout_ms;
     pthread_mutex_init(&db->wlock, NULL);
     pthread_mutex_init(&db->plock, NULL);
-    if (!(db->bm25 = bm25_new())) return err_set(PLUMB_NOMEM, "open");
 
     int exists = file_exists(path);
     if (!exists && (!p->create || p->readonly))
@@ -240,6 +252,7 @@ plumb_status store_open(plumb_db *db, const char *path, const plumb_open_params 
     }
     rc = read_settings(db, c);
     if (rc) goto done;
+    if (!(db->bm25 = bm25_new(path, db->set.index_id))) { rc = err_set(PLUMB_NOMEM, "open"); goto done; }
     if (!p->readonly) {
         /* make sure WAL is on even for an index created by an older run */
         rc = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
