@@ -559,10 +559,12 @@ typedef struct plumb_eval_counts {
     int64_t judgments;           /* judgments in the qrels */
     int64_t relevant;            /* ...with value >= 1 */
     int64_t evaluated;           /* queries averaged over */
-    int64_t skipped_unjudged;    /* queries-file queries absent from the qrels */
+    int64_t skipped_unjudged;    /* queries-file queries absent from the qrels
+                                    (run files: run queries absent from it) */
     int64_t skipped_no_relevant; /* judged queries with no judgment >= 1 */
     int64_t unknown_queries;     /* qrels query ids absent from the queries
-                                    file (from every run, for run files) */
+                                    file (run files: judged queries that no
+                                    run has; they score 0) */
     int64_t judged_docs;         /* distinct judged document ids */
     int64_t unknown_docs;        /* ...absent from the index (-1: not checked) */
     int64_t self_hits_dropped;   /* hits dropped by drop_self, all stages */

@@ -998,10 +998,8 @@ done:
 /* 8. Evaluating stages by searching                                  */
 /* ---------------------------------------------------------------- */
 
-/* Per-stage scratch of the single-threaded pass. */
+/* Per-stage scratch of the evaluation pass. */
 typedef struct stage_pass {
-    int *k;            /* per query: the k of the final search */
-    uint64_t *sum;     /* per query: hash of the final search's chunks and scores */
     int64_t *stamp;    /* per interned document: the last query that saw it */
     size_t stamp_cap, stamp_n; /* allocated, initialised (to -1) */
     plumb_run_doc *docs; /* one query's distinct documents */
@@ -1022,11 +1020,11 @@ static uint64_t hits_checksum(const plumb_hits *h) {
 
 /* Search one query for one stage until `depth` distinct documents are
 ** ranked or the stage has no more: fills sp->docs (trec order, cut at
-** depth) and returns their count in *nret. */
+** depth), returns their count in *nret and the search time in *ms. */
 static plumb_status search_query(plumb_db *db, result_impl *ri, const plumb_search_params *base,
                                  const eval_q *q, int depth, int drop_self, int kfirst,
-                                 int64_t qnum, stage_pass *sp, size_t qi,
-                                 plumb_eval_query *out, int64_t *dropped, size_t *nret) {
+                                 int64_t qnum, stage_pass *sp, plumb_eval_query *out,
+                                 int64_t *dropped, size_t *nret, double *ms) {
     plumb_search_params s = *base;
     s.with_text = 0;
     s.snippet_tokens = 0;
@@ -1071,103 +1069,121 @@ static plumb_status search_query(plumb_db *db, result_impl *ri, const plumb_sear
             sp->docs[n++] = (plumb_run_doc){d, x->score}; /* hits are best first: MaxP */
         }
         int more = h->n == (size_t)s.k && s.k < EVAL_MAX_K;
-        sp->sum[qi] = hits_checksum(h);
         out->chunks = (int)h->n;
         plumb_hits_free(h);
         if (n >= (size_t)depth || !more) break;
         s.k = s.k > EVAL_MAX_K / 2 ? EVAL_MAX_K : s.k * 2;
     }
-    sp->k[qi] = s.k;
     eval_sort_ranking(sp->docs, n);
     if (n > (size_t)depth) n = (size_t)depth;
-    out->latency_ms = t * 1000.0;
     *dropped += drop;
     *nret = n;
+    *ms = t * 1000.0;
     return PLUMB_OK;
 }
 
-/* The parallel timing pass: the same searches (same k) on `threads`
-** threads. Fills the latency fields and checks the answers. */
-static plumb_status parallel_pass(plumb_db *db, const plumb_search_params *base,
-                                  const eval_q *qs, size_t nq, const stage_pass *sp, int threads,
-                                  plumb_eval_latency *lat) {
-    double *ms = malloc((nq ? nq : 1) * sizeof *ms);
-    if (!ms) return err_set(PLUMB_NOMEM, "evaluate");
-    int failed = 0, mismatch = 0;
+/* Run the stage's own search `s` for every query on `threads` threads (1:
+** on the calling thread), timing each call: ms[i], sum[i] (a hash of the
+** chunks and scores), *wall for the whole pass. */
+static plumb_status time_searches(plumb_db *db, const plumb_search_params *s, const eval_q *qs,
+                                  size_t nq, int threads, double *ms, uint64_t *sum,
+                                  double *wall) {
+    int failed = 0;
     plumb_status frc = PLUMB_OK;
     char fmsg[768] = "";
     double w0 = now_s();
     long nql = (long)nq;
-#pragma omp parallel for num_threads(threads) schedule(dynamic, 1)
+#pragma omp parallel for num_threads(threads) schedule(dynamic, 1) if (threads > 1)
     for (long i = 0; i < nql; i++) {
         int stop;
 #pragma omp atomic read
         stop = failed;
         if (stop) continue;
-        plumb_search_params s = *base;
-        s.with_text = 0;
-        s.snippet_tokens = 0;
-        s.k = sp->k[i];
         plumb_hits *h = NULL;
         double t0 = now_s();
-        plumb_status rc = plumb_search(db, qs[i].text, &s, &h);
+        plumb_status rc = plumb_search(db, qs[i].text, s, &h);
         ms[i] = (now_s() - t0) * 1000.0;
         if (rc) {
 #pragma omp critical(eval_fail)
             {
                 if (!frc) {
                     frc = rc;
-                    snprintf(fmsg, sizeof fmsg, "query '%.100s' (parallel pass): %s", qs[i].id,
-                             plumb_errmsg());
+                    snprintf(fmsg, sizeof fmsg, "query '%.100s' (timing, %d thread%s): %s",
+                             qs[i].id, threads, threads > 1 ? "s" : "", plumb_errmsg());
                 }
 #pragma omp atomic write
                 failed = 1;
             }
             continue;
         }
-        if (hits_checksum(h) != sp->sum[i]) {
-#pragma omp atomic write
-            mismatch = 1;
-        }
+        sum[i] = hits_checksum(h);
         plumb_hits_free(h);
     }
-    double wall = now_s() - w0;
-    if (failed) {
-        free(ms);
-        return err_set(frc, "%s", fmsg);
+    *wall = now_s() - w0;
+    return failed ? err_set(frc, "%s", fmsg) : PLUMB_OK;
+}
+
+/* Latency of the stage's own search: one thread, then `threads`. */
+static plumb_status time_stage(plumb_db *db, const plumb_search_params *s, const eval_q *qs,
+                               size_t nq, int threads, plumb_eval_stage_result *out) {
+    size_t m = nq ? nq : 1;
+    double *ms = malloc(m * sizeof *ms), *pms = malloc(m * sizeof *pms), wall = 0;
+    uint64_t *sum = malloc(m * sizeof *sum), *psum = malloc(m * sizeof *psum);
+    plumb_eval_latency *l = &out->latency;
+    plumb_status rc = PLUMB_OK;
+    if (!ms || !pms || !sum || !psum) {
+        rc = err_set(PLUMB_NOMEM, "evaluate");
+        goto done;
+    }
+    if ((rc = time_searches(db, s, qs, nq, 1, ms, sum, &wall))) goto done;
+    double total = 0;
+    for (size_t i = 0; i < nq; i++) {
+        out->q[i].latency_ms = ms[i];
+        total += ms[i];
     }
     qsort(ms, nq, sizeof *ms, cmp_double);
-    lat->threads = threads;
-    lat->qps_parallel = wall > 0 ? (double)nq / wall : 0;
-    lat->p50_parallel_ms = eval_percentile(ms, nq, 0.50);
-    lat->p95_parallel_ms = eval_percentile(ms, nq, 0.95);
-    lat->p99_parallel_ms = eval_percentile(ms, nq, 0.99);
-    lat->parallel_identical = !mismatch;
+    l->measured = 1;
+    l->mean_ms = nq ? total / (double)nq : 0;
+    l->p50_ms = eval_percentile(ms, nq, 0.50);
+    l->p95_ms = eval_percentile(ms, nq, 0.95);
+    l->p99_ms = eval_percentile(ms, nq, 0.99);
+    l->qps = total > 0 ? (double)nq / (total / 1000.0) : 0;
+    if (threads > 1 && nq) {
+        /* untimed warm-up: every thread gets a reader connection from the
+        ** pool, so the pass below measures searching, not connecting */
+        size_t warm = nq < (size_t)threads * 8 ? nq : (size_t)threads * 8;
+        if ((rc = time_searches(db, s, qs, warm, threads, pms, psum, &wall))) goto done;
+        if ((rc = time_searches(db, s, qs, nq, threads, pms, psum, &wall))) goto done;
+        qsort(pms, nq, sizeof *pms, cmp_double);
+        l->threads = threads;
+        l->qps_parallel = wall > 0 ? (double)nq / wall : 0;
+        l->p50_parallel_ms = eval_percentile(pms, nq, 0.50);
+        l->p95_parallel_ms = eval_percentile(pms, nq, 0.95);
+        l->p99_parallel_ms = eval_percentile(pms, nq, 0.99);
+        l->parallel_identical = memcmp(sum, psum, nq * sizeof *sum) == 0;
+    }
+done:
     free(ms);
-    return PLUMB_OK;
+    free(pms);
+    free(sum);
+    free(psum);
+    return rc;
 }
 
 static plumb_status run_stage(plumb_db *db, result_impl *ri, const plumb_eval_stage *stg,
                               const eval_q *qs, size_t nq, const plumb_eval_params *p,
                               int kfirst, int threads, plumb_eval_stage_result *out) {
     stage_pass sp = {0};
-    double *ms = NULL;
     run_impl *run = NULL;
     plumb_status rc = PLUMB_OK;
     size_t every = nq / 100 ? nq / 100 : 1;
 
     out->name = spool_dup(&ri->sp, stg->name, strlen(stg->name));
     out->search = stg->search;
-    out->search.k = kfirst;
-    out->search.with_text = 0;
-    out->search.snippet_tokens = 0;
     out->search.hl_open = out->search.hl_close = NULL;
     out->q = calloc(nq ? nq : 1, sizeof *out->q);
     run = calloc(1, sizeof *run);
-    sp.k = calloc(nq ? nq : 1, sizeof *sp.k);
-    sp.sum = calloc(nq ? nq : 1, sizeof *sp.sum);
-    ms = malloc((nq ? nq : 1) * sizeof *ms);
-    if (!out->name || !out->q || !run || !sp.k || !sp.sum || !ms ||
+    if (!out->name || !out->q || !run ||
         !(run->pub.q = calloc(nq ? nq : 1, sizeof *run->pub.q))) {
         rc = err_set(PLUMB_NOMEM, "evaluate");
         goto done;
@@ -1180,11 +1196,13 @@ static plumb_status run_stage(plumb_db *db, result_impl *ri, const plumb_eval_st
     for (size_t i = 0; i < nq; i++) {
         plumb_eval_query *eq = &out->q[i];
         size_t n = 0;
+        double ms = 0;
         eq->query_id = qs[i].id;
         eq->nrel = qs[i].qr->nrel;
         rc = search_query(db, ri, &stg->search, &qs[i], p->depth, p->drop_self, kfirst,
-                          (int64_t)i, &sp, i, eq, &ri->pub.counts.self_hits_dropped, &n);
+                          (int64_t)i, &sp, eq, &ri->pub.counts.self_hits_dropped, &n, &ms);
         if (rc) goto done;
+        total += ms;
         plumb_run_query *rq = &run->pub.q[i];
         rq->query_id = qs[i].id;
         if (n && !(rq->doc = malloc(n * sizeof *rq->doc))) {
@@ -1197,27 +1215,16 @@ static plumb_status run_stage(plumb_db *db, result_impl *ri, const plumb_eval_st
         eq->nret = (int)n;
         if (!n) out->no_hits++;
         if ((rc = measure_query(qs[i].qr, rq->doc, n, eq->metric))) goto done;
-        ms[i] = eq->latency_ms;
-        total += eq->latency_ms;
         if (p->progress && ((i + 1) % every == 0 || i + 1 == nq))
             p->progress(p->arg, out->name, i + 1, nq);
     }
     means_of(out);
-    plumb_eval_latency *lat = &out->latency;
-    lat->measured = 1;
-    qsort(ms, nq, sizeof *ms, cmp_double);
-    lat->mean_ms = nq ? total / (double)nq : 0;
-    lat->p50_ms = eval_percentile(ms, nq, 0.50);
-    lat->p95_ms = eval_percentile(ms, nq, 0.95);
-    lat->p99_ms = eval_percentile(ms, nq, 0.99);
-    lat->qps = total > 0 ? (double)nq / (total / 1000.0) : 0;
-    if (threads > 1 && nq) rc = parallel_pass(db, &stg->search, qs, nq, &sp, threads, lat);
+    rc = time_stage(db, &stg->search, qs, nq, threads, out);
+    out->latency.k_eval = kfirst;
+    out->latency.qps_eval = total > 0 ? (double)nq / (total / 1000.0) : 0;
 done:
-    free(sp.k);
-    free(sp.sum);
     free(sp.stamp);
     free(sp.docs);
-    free(ms);
     if (!out->run) run_impl_free(run);
     return rc;
 }
@@ -1252,6 +1259,9 @@ plumb_status plumb_eval_run(plumb_db *db, const plumb_queries *queries, const pl
         if (!stages[s].name || !*stages[s].name || has_space(stages[s].name))
             return err_set(PLUMB_MISUSE, "plumb_eval_run: stage %d needs a name without white "
                            "space", s);
+        if (stages[s].search.k < 1 || stages[s].search.k > EVAL_MAX_K)
+            return err_set(PLUMB_MISUSE, "plumb_eval_run: stage '%s': search.k must be between "
+                           "1 and %d (got %d)", stages[s].name, EVAL_MAX_K, stages[s].search.k);
         for (int t = 0; t < s; t++)
             if (strcmp(stages[s].name, stages[t].name) == 0)
                 return err_set(PLUMB_MISUSE, "plumb_eval_run: two stages are named '%s'",

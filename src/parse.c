@@ -4,12 +4,12 @@
 ** Workload: one call per ingested file, >10,000 files/s of a few KB,
 ** occasionally megabytes of machine-generated or broken markup. Both
 ** parsers make one forward pass, never read past n and never recurse
-** without a depth bound. Searches for a closer either jump past what they
-** scan or fail at most once: a closing quote or backtick run that is not
-** there cannot be searched for again (a later opener would have been the
-** closer), and the closers that can be searched for repeatedly
-** ("</title", "]]>", "-->") remember where they are known to be absent.
-** So hostile input stays O(n).
+** without a depth bound. A search for a closer either jumps past what it
+** scanned, or can fail only once (a later opener would have been the
+** closer: attribute quotes), or remembers where its closer is known to be
+** absent ("</title", "]]>", "-->", backtick runs, link title and <dest>
+** closers), so hostile input stays O(n); tests/test_parse.c sweeps the
+** repetitions that broke earlier versions.
 **
 ** Output contract shared by both: text is valid UTF-8 without NULs (bytes
 ** of invalid input become U+FFFD), paragraphs are separated by exactly
@@ -696,6 +696,8 @@ typedef struct md {
     size_t matchcap;
     size_t *stack;
     size_t no_comment;   /* no "-->" at or after this offset */
+    size_t no_code[33];  /* no backtick run of this length at or after */
+    size_t no_close[4];  /* no '>' / ')' / '"' / '\'' closing a link tail at or after */
     int oom;
 } md;
 
@@ -709,10 +711,13 @@ static int md_punct(unsigned c) {
 static int md_space(unsigned c) { return c == ' ' || c == '\t' || c == '\n'; }
 
 /* The end of the code span opened by the k backticks at i: the offset
-** after the closing run of exactly k backticks, or 0. */
+** after the closing run of exactly k backticks, or 0. An escape can split
+** a run ("\``"), so an opener may have no closer run at all; the cache
+** keeps that from rescanning. Runs of more than 32 open nothing. */
 static size_t code_end(md *m, size_t i, size_t k, size_t hi) {
     const unsigned char *s = m->src;
     size_t n = m->srclen, j = i + k;
+    if (k > 32 || j >= m->no_code[k]) return 0;
     while (j < n) {
         const unsigned char *p = memchr(s + j, '`', n - j);
         if (!p) break;
@@ -721,6 +726,7 @@ static size_t code_end(md *m, size_t i, size_t k, size_t hi) {
         if (b - a == k) return b <= hi ? b : 0;
         j = b;
     }
+    m->no_code[k] = i + k;
     return 0;
 }
 
@@ -819,38 +825,54 @@ static void tb_delim(md *m, unsigned char c, size_t i, size_t k) {
     buf_append(&m->tb, (const char *)s + i, k);
 }
 
+/* Where the unescaped closer c of a link tail part starting at k is: its
+** offset, or SIZE_MAX. Titles and <destinations> of successive failed
+** links can overlap, so a closer found missing is remembered. */
+static size_t tail_closer(md *m, size_t k, unsigned c) {
+    const unsigned char *s = m->src;
+    size_t n = m->srclen;
+    int slot = c == '>' ? 0 : c == ')' ? 1 : c == '"' ? 2 : 3;
+    if (k >= m->no_close[slot]) return SIZE_MAX;
+    for (size_t i = k; i < n; i++) {
+        if (s[i] == '\\') i++;
+        else if (s[i] == c) return i;
+        else if (c == '>' && s[i] == '\n') return SIZE_MAX; /* cannot be cached: lines end */
+    }
+    m->no_close[slot] = k;
+    return SIZE_MAX;
+}
+
 /* The offset after "(dest "title")" starting at s[j] == '(' or 0. */
 static size_t link_tail(md *m, size_t j, size_t hi) {
     const unsigned char *s = m->src;
-    size_t lim = hi - j > 4096 ? j + 4096 : hi; /* a destination is not a novel */
     size_t k = j + 1;
-    while (k < lim && md_space(s[k])) k++;
-    if (k < lim && s[k] == '<') {
-        while (k < lim && s[k] != '>' && s[k] != '\n') k++;
-        if (k >= lim || s[k] != '>') return 0;
-        k++;
+    while (k < hi && md_space(s[k])) k++;
+    if (k < hi && s[k] == '<') {
+        size_t e = tail_closer(m, k + 1, '>');
+        if (e >= hi) return 0;
+        k = e + 1;
     } else {
+        /* CommonMark's nesting limit also bounds the rescans of failures */
         int depth = 0;
-        while (k < lim && !md_space(s[k])) {
-            if (s[k] == '\\' && k + 1 < lim) { k += 2; continue; }
-            if (s[k] == '(') depth++;
-            else if (s[k] == ')') {
+        while (k < hi && !md_space(s[k])) {
+            if (s[k] == '\\' && k + 1 < hi) { k += 2; continue; }
+            if (s[k] == '(') {
+                if (++depth > 32) return 0;
+            } else if (s[k] == ')') {
                 if (depth == 0) break;
                 depth--;
             }
             k++;
         }
     }
-    while (k < lim && md_space(s[k])) k++;
-    if (k < lim && (s[k] == '"' || s[k] == '\'' || s[k] == '(')) {
-        unsigned q = s[k] == '(' ? ')' : s[k];
-        k++;
-        while (k < lim && s[k] != q) k += s[k] == '\\' ? 2 : 1;
-        if (k >= lim) return 0;
-        k++;
-        while (k < lim && md_space(s[k])) k++;
+    while (k < hi && md_space(s[k])) k++;
+    if (k < hi && (s[k] == '"' || s[k] == '\'' || s[k] == '(')) {
+        size_t e = tail_closer(m, k + 1, s[k] == '(' ? ')' : s[k]);
+        if (e >= hi) return 0;
+        k = e + 1;
+        while (k < hi && md_space(s[k])) k++;
     }
-    return k < lim && s[k] == ')' ? k + 1 : 0;
+    return k < hi && s[k] == ')' ? k + 1 : 0;
 }
 
 /* "<scheme:...>" or "<user@host>": the offset after '>' or 0. */
@@ -1023,6 +1045,8 @@ static void render_inline(md *m, const char *src, size_t n, sink *k) {
     buf_reset(&m->tb);
     m->ndl = 0;
     m->no_comment = SIZE_MAX;
+    for (size_t i = 0; i < 33; i++) m->no_code[i] = SIZE_MAX;
+    for (size_t i = 0; i < 4; i++) m->no_close[i] = SIZE_MAX;
     if (match_brackets(m)) { m->oom = 1; return; }
     int have_match = memchr(src, '[', n) != NULL;
     size_t *saved = m->match;

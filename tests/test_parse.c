@@ -321,7 +321,7 @@ static double now(void) {
 
 static void hostile(void) {
     static const char *const unit[] = {"<a b='", "<a b=\"x>", "[a](", "`` ` ", "[[[[", "<x y=\"",
-                                       "*_~", "&#x", "<!-", "<a\n", "<title>x", "<![CDATA[",
+                                       "*_~", "&#x", "<!-", "<a\n", "<title>x", "<![CDATA[]>",
                                        "x <!-- ", "<script>"};
     for (size_t u = 0; u < sizeof unit / sizeof unit[0]; u++) {
         buf in = {0};
