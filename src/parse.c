@@ -697,7 +697,7 @@ typedef struct md {
     size_t *stack;
     size_t no_comment;   /* no "-->" at or after this offset */
     size_t no_code[33];  /* no backtick run of this length at or after */
-    size_t no_close[4];  /* no '>' / ')' / '"' / '\'' closing a link tail at or after */
+    size_t no_close[4][2]; /* [from,to): no '>' / ')' / '"' / '\'' closes a link tail there */
     int oom;
 } md;
 
@@ -832,13 +832,15 @@ static size_t tail_closer(md *m, size_t k, unsigned c) {
     const unsigned char *s = m->src;
     size_t n = m->srclen;
     int slot = c == '>' ? 0 : c == ')' ? 1 : c == '"' ? 2 : 3;
-    if (k >= m->no_close[slot]) return SIZE_MAX;
-    for (size_t i = k; i < n; i++) {
+    if (k >= m->no_close[slot][0] && k < m->no_close[slot][1]) return SIZE_MAX;
+    size_t i = k;
+    for (; i < n; i++) {
         if (s[i] == '\\') i++;
         else if (s[i] == c) return i;
-        else if (c == '>' && s[i] == '\n') return SIZE_MAX; /* cannot be cached: lines end */
+        else if (c == '>' && s[i] == '\n') break; /* <destinations> stay on one line */
     }
-    m->no_close[slot] = k;
+    m->no_close[slot][0] = k;
+    m->no_close[slot][1] = i;
     return SIZE_MAX;
 }
 
@@ -1046,7 +1048,7 @@ static void render_inline(md *m, const char *src, size_t n, sink *k) {
     m->ndl = 0;
     m->no_comment = SIZE_MAX;
     for (size_t i = 0; i < 33; i++) m->no_code[i] = SIZE_MAX;
-    for (size_t i = 0; i < 4; i++) m->no_close[i] = SIZE_MAX;
+    for (size_t i = 0; i < 4; i++) m->no_close[i][0] = m->no_close[i][1] = 0;
     if (match_brackets(m)) { m->oom = 1; return; }
     int have_match = memchr(src, '[', n) != NULL;
     size_t *saved = m->match;

@@ -246,11 +246,51 @@ static void test_links_and_chunks(void) {
     plumb_close(db);
 }
 
+/* PDF goes through pdftotext when it is installed; without it the file is
+** skipped with a message that says how to get it. */
+static void test_pdf(void) {
+    const char *td = getenv("PLUMB_TEST_DATA");
+    char src[512], cmd[1200], p[512];
+    snprintf(src, sizeof src, "%s/quokka.pdf", td ? td : "tests/data");
+    if (access(src, R_OK) != 0) { fprintf(stderr, "quokka.pdf fixture missing\n"); CHECK(0); return; }
+    snprintf(cmd, sizeof cmd, "mkdir -p '%s/pdf' && cp '%s' '%s/pdf/'", dir, src, dir);
+    CHECK(system(cmd) == 0);
+    snprintf(p, sizeof p, "%s/pdf.db", dir);
+    plumb_db *db = NULL;
+    CHECK_OK(plumb_open(p, NULL, &db));
+    plumb_index_stats st;
+    int have = system("command -v pdftotext >/dev/null 2>&1") == 0;
+    CHECK_OK(run_index(db, "pdf", 0, &st));
+    if (have) {
+        CHECK(st.files_indexed == 1 && st.docs_added == 1);
+        CHECK(nhits(db, "quokkas rottnest", "quokka.pdf") == 1);
+    } else {
+        fprintf(stderr, "pdftotext not installed: checking the skip message only\n");
+        CHECK(st.files_skipped == 1);
+        CHECK(strstr(msgs, "pdftotext") != NULL);
+    }
+    /* the same path with pdftotext hidden from PATH */
+    char *old = getenv("PATH") ? strdup(getenv("PATH")) : NULL;
+    setenv("PATH", "/nonexistent", 1);
+    WRITE("pdf2/readme.txt", "nothing");
+    snprintf(cmd, sizeof cmd, "cp '%s' '%s/pdf2/'", src, dir);
+    if (old) setenv("PATH", old, 1);
+    CHECK(system(cmd) == 0);
+    setenv("PATH", "/nonexistent", 1);
+    CHECK_OK(run_index(db, "pdf2", 0, &st));
+    if (old) setenv("PATH", old, 1);
+    free(old);
+    CHECK(st.files_skipped == 1 && st.files_indexed == 1);
+    CHECK(strstr(msgs, "apt-get install poppler-utils") != NULL);
+    plumb_close(db);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/plumb-test-ingest-XXXXXX");
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     test_formats_and_incremental();
     test_links_and_chunks();
+    test_pdf();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (!check_failures && system(cmd) != 0) return 1;

@@ -322,10 +322,12 @@ static double now(void) {
 static void hostile(void) {
     static const char *const unit[] = {"<a b='", "<a b=\"x>", "[a](", "`` ` ", "[[[[", "<x y=\"",
                                        "*_~", "&#x", "<!-", "<a\n", "<title>x", "<![CDATA[]>",
-                                       "x <!-- ", "<script>"};
+                                       "x <!-- ", "<script>", "[](<", "[](x (", "\\``", "`` \\`",
+                                       "<![CDATA[](", "[]("};
     for (size_t u = 0; u < sizeof unit / sizeof unit[0]; u++) {
         buf in = {0};
         while (in.len < 1u << 20) buf_puts(&in, unit[u]);
+        buf_puts(&in, "\n>)\"' end"); /* closers that came too late */
         double t0 = now();
         buf t = {0}, x = {0};
         CHECK(parse_html(in.p, in.len, &t, &x) == 0);
