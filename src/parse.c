@@ -12,10 +12,11 @@
 ** repetitions that broke earlier versions.
 **
 ** Output contract shared by both: text is valid UTF-8 without NULs (bytes
-** of invalid input become U+FFFD), paragraphs are separated by exactly
-** one blank line, lines never start a paragraph or end with a space, and
-** the whole text is trimmed. Titles are single-line and trimmed. Both
-** are appended to the caller's buffers.
+** of invalid input become U+FFFD) and trimmed; no line ends in
+** whitespace; outside <pre> and code blocks (kept verbatim) whitespace
+** runs are one space and paragraphs are separated by exactly one blank
+** line, which is where the chunker prefers to cut. Titles are one trimmed
+** line. Both are appended to the caller's buffers.
 */
 #include "plumb_impl.h"
 
@@ -628,11 +629,12 @@ int parse_html(const char *in, size_t n, buf *title, buf *text) {
         h1_capture(&h);
         text->len = keep;
     }
+    int oom = h.txt.pend.oom || h.ttl.pend.oom;
     buf_free(&h.txt.pend);
     buf_free(&h.ttl.pend);
     fix_utf8(text, text0);
     fix_utf8(title, title0);
-    return text->oom || title->oom ? -1 : 0;
+    return oom || text->oom || title->oom ? -1 : 0;
 }
 
 /* =====================================================================
@@ -1574,6 +1576,7 @@ int parse_markdown(const char *in, size_t n, buf *title, buf *text) {
         para_add(&m, s, at, e);
     }
     flush_block(&m);
+    if (m.para.oom || m.tb.oom || m.txt.pend.oom) m.oom = 1;
     buf_free(&m.txt.pend);
     buf_free(&m.para);
     buf_free(&m.tb);
