@@ -662,6 +662,25 @@ PLUMB_API plumb_status plumb_eval_report_html(const char *path, const char *titl
                                               const plumb_eval_result *r,
                                               const plumb_comparison *cmp);
 
+/* ------------------------------------------------------------------ */
+/* Integrity                                                           */
+/* ------------------------------------------------------------------ */
+
+/* Check every part of the index: SQLite's integrity check, FTS5's own
+** integrity check (writable handles only), documents against their chunks,
+** settings, the BM25 side file (header, index id, generation, checksum)
+** and the in-memory BM25 index against a rebuild from the chunks table.
+** `report` (may be NULL) receives each problem with the part it concerns
+** ("sqlite", "fts5", "documents", "chunks", "settings", "bm25 index",
+** "bm25 side file"); both strings are valid during the call. *problems
+** (may be NULL) gets the count. Returns PLUMB_OK when nothing is wrong,
+** PLUMB_CORRUPT when something is, other codes when the check could not
+** run. Reads everything: seconds for a million chunks. */
+PLUMB_API plumb_status plumb_check(plumb_db *db,
+                                   void (*report)(void *arg, const char *part,
+                                                  const char *problem),
+                                   void *arg, int64_t *problems);
+
 #ifdef __cplusplus
 }
 #endif

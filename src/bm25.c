@@ -547,6 +547,34 @@ static void side_layout(const side_hdr *h, size_t off[6], size_t *total) {
     *total = al8(o + h->nord);
 }
 
+/* Why the side file cannot be used at generation gen, or NULL if it can
+** (as far as its header and checksum tell). */
+static const char *side_problem(const bm25_index *ix, int64_t gen, char *buf_, size_t n) {
+    FILE *f = fopen(ix->side_path, "rb");
+    if (!f) return "absent";
+    side_hdr h;
+    const char *why = NULL;
+    char *body = NULL;
+    if (fread(&h, sizeof h, 1, f) != 1) why = "truncated header";
+    else if (memcmp(h.magic, SIDE_MAGIC, 8) || h.endian != 0x01020304u) why = "not a BM25 side file";
+    else if (h.version != SIDE_VERSION) why = "unknown side file version";
+    else if (h.index_id != ix->index_id) why = "belongs to another index (index id differs)";
+    else if (h.generation > gen) {
+        snprintf(buf_, n, "generation %lld is newer than the database's %lld",
+                 (long long)h.generation, (long long)gen);
+        why = buf_;
+    } else {
+        size_t off[6], total;
+        side_layout(&h, off, &total);
+        if (total >= ((size_t)1 << 40) || !(body = malloc(total ? total : 1))) why = "implausible size";
+        else if (fread(body, 1, total, f) != total) why = "truncated body";
+        else if (hash64(body, total, 0) != h.body_hash) why = "checksum mismatch (damaged)";
+    }
+    free(body);
+    fclose(f);
+    return why;
+}
+
 /* Load the side file if it fits this database at a snapshot we can
 ** replay from; otherwise leave ix unbuilt. Never fails loudly: the side
 ** file is a cache. */
@@ -697,6 +725,86 @@ static plumb_status save(bm25_index *ix) {
     free(tmp);
     free(body);
     if (!rc) ix->applied = 0;
+    return rc;
+}
+
+/* Compare the handle's index (loaded and replayed) with one rebuilt from
+** the chunks table at the same snapshot, and check the side file. */
+plumb_status bm25_verify(plumb_db *db, void (*report)(void *, const char *, const char *),
+                         void *arg, int64_t *problems) {
+    reader *r;
+    plumb_status rc = store_reader_get(db, &r);
+    if (rc) return rc;
+    bm25_index *fresh = bm25_new(db->path, db->set.index_id);
+    if (!fresh) { store_reader_put(db, r); return err_set(PLUMB_NOMEM, "check"); }
+    char m[256], why_buf[128];
+    for (int attempt = 0; attempt < 100; attempt++) {
+        int src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
+        if (src) { rc = store_err(r->conn, src, "begin read"); break; }
+        int64_t gen = scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
+        if (src) { rc = store_err(r->conn, src, "read generation"); sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL); break; }
+        const char *why = side_problem(db->bm25, gen, why_buf, sizeof why_buf);
+        if (why && strcmp(why, "absent")) {
+            report(arg, "bm25 side file", why);
+            (*problems)++;
+        }
+        rc = bm25_sync(db->bm25, r, gen);
+        if (rc == PLUMB_BUSY) { sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL); continue; }
+        if (rc) { sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL); break; }
+        rc = rebuild(fresh, r, gen);
+        if (!rc) {
+            const bm25_index *a = db->bm25, *b = fresh;
+            if (a->live != b->live || a->tot_t != b->tot_t || a->tot_b != b->tot_b) {
+                snprintf(m, sizeof m, "in-memory index has %lld chunks / %.0f+%.0f tokens, the "
+                         "chunks table %lld / %.0f+%.0f", (long long)a->live, a->tot_t, a->tot_b,
+                         (long long)b->live, b->tot_t, b->tot_b);
+                report(arg, "bm25 index", m);
+                (*problems)++;
+            }
+            /* every term's live postings: same chunks, same tfs */
+            int64_t bad = 0;
+            for (uint32_t i = 0; i < b->nterms && bad < 5; i++) {
+                const term *tb = &b->terms[i];
+                int64_t ia = term_find(a, b->arena + tb->off, tb->len);
+                uint64_t ha = 0, hb = 0, na = 0, nb = 0;
+                for (uint32_t j = 0; j < tb->n; j++) {
+                    const post *p = &tb->p[j];
+                    uint64_t x[2] = {(uint64_t)b->cid[p->ord], (uint64_t)p->tft << 16 | p->tfb};
+                    hb += hash64(x, sizeof x, 0);
+                    nb++;
+                }
+                if (ia >= 0)
+                    for (uint32_t j = 0; j < a->terms[ia].n; j++) {
+                        const post *p = &a->terms[ia].p[j];
+                        if (a->dead[p->ord]) continue;
+                        uint64_t x[2] = {(uint64_t)a->cid[p->ord], (uint64_t)p->tft << 16 | p->tfb};
+                        ha += hash64(x, sizeof x, 0);
+                        na++;
+                    }
+                if (ha != hb || na != nb) {
+                    snprintf(m, sizeof m, "postings of term '%.*s' differ from the chunks table "
+                             "(%llu vs %llu live)", (int)tb->len, b->arena + tb->off,
+                             (unsigned long long)na, (unsigned long long)nb);
+                    report(arg, "bm25 index", m);
+                    bad++;
+                }
+            }
+            *problems += bad;
+            /* and FTS5's own counts of the same chunks */
+            int64_t rows = scalar(r->conn, "SELECT count(*) FROM chunks_fts_docsize", &src);
+            if (!src && rows != b->live) {
+                snprintf(m, sizeof m, "FTS5 holds %lld rows, the chunks table %lld",
+                         (long long)rows, (long long)b->live);
+                report(arg, "fts5", m);
+                (*problems)++;
+            }
+        }
+        bm25_release(db->bm25);
+        sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);
+        break;
+    }
+    bm25_free(fresh);
+    store_reader_put(db, r);
     return rc;
 }
 

@@ -337,6 +337,10 @@ void bm25_scratch_free(bm25_scratch *s);
 ** brings the index to the current generation first; it is a no-op when
 ** the side file is already at that generation. */
 plumb_status bm25_persist(plumb_db *db);
+/* plumb_check's part for the BM25 index: the side file's header and
+** checksum, and the handle's index against a fresh rebuild. */
+plumb_status bm25_verify(plumb_db *db, void (*report)(void *, const char *, const char *),
+                         void *arg, int64_t *problems);
 /* Log entries applied since the last load or save. */
 int64_t bm25_applied_since_save(bm25_index *ix);
 

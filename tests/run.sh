@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The test command: installs dependencies, builds, and runs the unit and
-# integration tests with ctest.
+# integration tests, and the crash-safety (fault) tests, with ctest.
 #   bash tests/run.sh              Release build in build/
 #   bash tests/run.sh --sanitize   ASan + UBSan build in build-asan/
 set -euo pipefail
@@ -16,4 +16,4 @@ else
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=Release >/dev/null
 fi
 cmake --build "$dir" -j"$(nproc)"
-ctest --test-dir "$dir" -L 'unit|integration' --output-on-failure -j"$(nproc)"
+ctest --test-dir "$dir" -L 'unit|integration|fault' --output-on-failure -j"$(nproc)"

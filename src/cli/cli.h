@@ -139,6 +139,8 @@ int cmd_stats(int argc, char **argv);
 void cmd_stats_help(FILE *f);
 int cmd_delete(int argc, char **argv);
 void cmd_delete_help(FILE *f);
+int cmd_check(int argc, char **argv);
+void cmd_check_help(FILE *f);
 int cmd_eval(int argc, char **argv);
 void cmd_eval_help(FILE *f);
 

@@ -395,6 +395,7 @@ static const command commands[] = {
     {"search", cmd_search, cmd_search_help},
     {"stats", cmd_stats, cmd_stats_help},
     {"delete", cmd_delete, cmd_delete_help},
+    {"check", cmd_check, cmd_check_help},
     {"eval", cmd_eval, cmd_eval_help},
     {NULL, NULL, NULL},
 };
@@ -416,6 +417,7 @@ static void main_help(FILE *f) {
             "  search QUERY...   show the passages that best match a query\n"
             "  stats             show what the index holds and its settings\n"
             "  delete ID...      remove documents by id\n"
+            "  check             verify every part of the index\n"
             "  eval DIR          measure retrieval quality and speed on a BEIR dataset\n"
             "  help [COMMAND]    show the help of a command (same as 'plumb COMMAND --help')\n"
             "\n"

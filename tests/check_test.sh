@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# check_test.sh -- `plumb check` finds deliberate damage in each file of an
+# index and names the part.  bash tests/check_test.sh PLUMB SAMPLE_DIR
+set -u
+plumb=${1:?usage: check_test.sh PLUMB SAMPLE_DIR}
+sample=${2:?usage: check_test.sh PLUMB SAMPLE_DIR}
+tmp=$(mktemp -d /tmp/plumb-check.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+pass=0; fail=0
+ok() { pass=$((pass + 1)); }
+bad() { fail=$((fail + 1)); echo "FAIL: $*"; }
+expect() { # expect NAME WANT_EXIT PATTERN DB
+  out=$("$plumb" check --db "$4" 2>&1); code=$?
+  if [ "$code" -ne "$2" ]; then bad "$1: exit $code, want $2: $out"; return; fi
+  if [ -n "$3" ] && ! echo "$out" | grep -q "$3"; then bad "$1: output lacks '$3': $out"; return; fi
+  ok
+}
+db="$tmp/i.db"
+"$plumb" index "$sample" --db "$db" -q || { echo "index failed"; exit 1; }
+[ -s "$db.bm25" ] && ok || bad "no side file written"
+expect "whole index" 0 "is whole" "$db"
+
+# the side file: a flipped byte in its body, a truncated copy, another index's
+cp "$db" "$tmp/a.db"; cp "$db.bm25" "$tmp/a.db.bm25"
+printf '\x5a\xa5' | dd of="$tmp/a.db.bm25" bs=1 seek=4000 conv=notrunc 2>/dev/null
+expect "side file flipped" 1 "bm25 side file: checksum mismatch" "$tmp/a.db"
+"$plumb" search bm25 --db "$tmp/a.db" >/dev/null && ok || bad "search with a damaged side file"
+cp "$db" "$tmp/b.db"; head -c 3000 "$db.bm25" > "$tmp/b.db.bm25"
+expect "side file truncated" 1 "bm25 side file: truncated" "$tmp/b.db"
+"$plumb" index "$sample/faq.jsonl" --db "$tmp/other.db" -q
+cp "$db" "$tmp/c.db"; cp "$tmp/other.db.bm25" "$tmp/c.db.bm25"
+expect "foreign side file" 1 "bm25 side file: belongs to another index" "$tmp/c.db"
+
+# the database file: bytes flipped across its pages
+cp "$db" "$tmp/d.db"
+python3 - "$tmp/d.db" <<'PY'
+import os, sys
+p = sys.argv[1]; n = os.path.getsize(p)
+with open(p, 'r+b') as f:
+    for off in range(4096 * 3, n, 4096 * 5):
+        f.seek(off + 100); f.write(b'\x13\x37\x13\x37\x00\xff')
+PY
+out=$("$plumb" check --db "$tmp/d.db" 2>&1); code=$?
+if [ $code -ne 0 ] && echo "$out" | grep -qE '^(sqlite|fts5|documents|chunks|bm25 index):|not a plumb index|damaged|malformed'; then ok
+else bad "database flipped: exit $code: $out"; fi
+
+# a chunk row removed behind plumb's back
+cp "$db" "$tmp/e.db"
+python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('DELETE FROM chunks WHERE id=(SELECT max(id) FROM chunks)'); c.commit()" "$tmp/e.db"
+expect "chunk deleted" 1 "documents: document" "$tmp/e.db"
+
+# not an index at all
+echo "hello" > "$tmp/f.db"
+expect "not an index" 3 "" "$tmp/f.db"
+echo "$pass passed, $fail failed"
+[ "$fail" -eq 0 ]
