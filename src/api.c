@@ -9,7 +9,6 @@
 */
 #include "plumb_impl.h"
 
-#include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -91,14 +90,14 @@ static plumb_status check_doc(const plumb_doc *d) {
                            i ? d->id : "?", nm[i], bad);
     }
     if (d->metadata) {
-        const char *end = NULL;
-        cJSON *j = cJSON_ParseWithOpts(d->metadata, &end, 1);
-        int obj = j && cJSON_IsObject(j);
-        cJSON_Delete(j);
-        if (!obj)
-            return err_set(PLUMB_CORRUPT, "document '%.200s': metadata is not a JSON object "
-                           "(error near byte %ld)", d->id,
-                           j ? 0L : (long)((end ? end : d->metadata) - d->metadata));
+        size_t off = 0;
+        if (!json_is_object(d->metadata, &off)) {
+            if (off)
+                return err_set(PLUMB_CORRUPT, "document '%.200s': metadata is not valid JSON "
+                               "(error near byte %zu)", d->id, off);
+            return err_set(PLUMB_CORRUPT, "document '%.200s': metadata is JSON but not an "
+                           "object", d->id);
+        }
     }
     return PLUMB_OK;
 }

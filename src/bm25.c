@@ -39,8 +39,9 @@
 **   Tuned for interactive queries of a few to a few dozen terms: cost is
 **   the total postings length of the query terms (no dynamic pruning
 **   yet). Memory is about 8 bytes per posting plus 17 bytes per chunk.
-**   The index is built in memory at the first search of a handle (a
-**   million short chunks take about a second); it is not persisted.
+**   The index is loaded at the first search of a handle from the side
+**   file <index>.bm25 when that fits (index/FORMAT.md), else built from
+**   the chunks table (a million short chunks: about five seconds).
 */
 #include "plumb_impl.h"
 

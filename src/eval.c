@@ -23,7 +23,6 @@
 */
 #include "plumb_impl.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -510,36 +509,25 @@ plumb_status plumb_queries_load(const char *path, plumb_message_fn message, void
     while ((s = next_line(text, len, &pos, &n))) {
         stats->lines++;
         if (s[strspn(s, " \t")] == 0) continue;
-        const char *end = NULL;
-        cJSON *j = cJSON_ParseWithOpts(s, &end, 0);
-        if (!j) {
-            bad_line(&c, stats->lines, "invalid JSON near byte %ld",
-                     (long)((end ? end : s) - s) + 1);
-            continue;
+        json_rec j;
+        json_rec_status js = json_rec_parse(s, &j);
+        const char *ids = j.id;
+        if (js == JSON_REC_NOMEM) {
+            json_rec_free(&j);
+            rc = err_set(PLUMB_NOMEM, "queries");
+            goto done;
         }
-        const char *rest = end;
-        while (rest && (*rest == ' ' || *rest == '\t')) rest++;
-        cJSON *id = cJSON_GetObjectItemCaseSensitive(j, "_id");
-        cJSON *tx = cJSON_GetObjectItemCaseSensitive(j, "text");
-        char num[64];
-        const char *ids = NULL;
-        if (cJSON_IsString(id))
-            ids = id->valuestring;
-        else if (cJSON_IsNumber(id) && isfinite(id->valuedouble)) {
-            snprintf(num, sizeof num, "%.17g", id->valuedouble);
-            ids = num;
-        }
-        if (rest && *rest)
-            bad_line(&c, stats->lines, "text after the JSON object at byte %ld",
-                     (long)(rest - s) + 1);
-        else if (!cJSON_IsObject(j))
+        if (js == JSON_REC_MALFORMED)
+            bad_line(&c, stats->lines, "invalid JSON near byte %ld", (long)j.err_col);
+        else if (js == JSON_REC_TRAILING)
+            bad_line(&c, stats->lines, "text after the JSON object at byte %ld", (long)j.err_col);
+        else if (js == JSON_REC_NOT_OBJECT)
             bad_line(&c, stats->lines, "expected a JSON object");
         else if (!ids || !*ids)
             bad_line(&c, stats->lines, "no \"_id\" string");
-        else if (!cJSON_IsString(tx))
+        else if (!j.text)
             bad_line(&c, stats->lines, "query '%.100s' has no \"text\" string", ids);
-        else if (utf8_check(tx->valuestring, strlen(tx->valuestring)) !=
-                 strlen(tx->valuestring))
+        else if (utf8_check(j.text, strlen(j.text)) != strlen(j.text))
             bad_line(&c, stats->lines, "query '%.100s': text is not valid UTF-8", ids);
         else if (strmap_get(&q->map, ids, strlen(ids), NULL)) {
             stats->duplicates++;
@@ -548,17 +536,17 @@ plumb_status plumb_queries_load(const char *path, plumb_message_fn message, void
                 (long long)stats->lines, ids);
         } else {
             const char *idc = spool_dup(&q->sp, ids, strlen(ids));
-            const char *txc = spool_dup(&q->sp, tx->valuestring, strlen(tx->valuestring));
+            const char *txc = spool_dup(&q->sp, j.text, strlen(j.text));
             if (!idc || !txc || grow((void **)&q->q, &q->cap, q->n + 1, sizeof *q->q) ||
                 strmap_put(&q->map, idc, q->n)) {
-                cJSON_Delete(j);
+                json_rec_free(&j);
                 rc = err_set(PLUMB_NOMEM, "queries");
                 goto done;
             }
             q->q[q->n++] = (query_rec){idc, txc};
             stats->records++;
         }
-        cJSON_Delete(j);
+        json_rec_free(&j);
     }
     if (q->n == 0)
         rc = err_set(PLUMB_CORRUPT, "'%s' holds no valid query (%lld lines, %lld malformed)", path,

@@ -24,7 +24,6 @@
 */
 #include "plumb_impl.h"
 
-#include <cjson/cJSON.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -367,11 +366,6 @@ static plumb_status add_one(ingest *g, const plumb_doc *d, int64_t file_id) {
     return commit_if_due(g);
 }
 
-static const char *json_str(cJSON *o, const char *key) {
-    cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-    return cJSON_IsString(v) ? v->valuestring : NULL;
-}
-
 static plumb_status do_jsonl(ingest *g, const fent *f, char *data, size_t n, int64_t file_id,
                              int64_t *ndocs) {
     plumb_status rc = store_seen_reset(g->db);
@@ -400,50 +394,42 @@ static plumb_status do_jsonl(ingest *g, const fent *f, char *data, size_t n, int
             s = fixed.p;
             len = fixed.len;
         }
-        const char *end = NULL;
-        cJSON *j = cJSON_ParseWithOpts(s, &end, 1);
-        if (!j || !cJSON_IsObject(j)) {
+        json_rec j;
+        json_rec_status js = json_rec_parse(s, &j);
+        if (js == JSON_REC_NOMEM) { json_rec_free(&j); rc = err_set(PLUMB_NOMEM, "JSONL"); break; }
+        if (js != JSON_REC_OK) {
             g->st->bad_records++;
-            say(g, PLUMB_MSG_WARN, "%s: malformed JSON%s near column %ld; line skipped", where.p,
-                j ? " (not an object)" : "", j ? 1L : (long)((end ? end : s) - s) + 1);
-            cJSON_Delete(j);
+            if (js == JSON_REC_NOT_OBJECT)
+                say(g, PLUMB_MSG_WARN, "%s: malformed JSON (not an object); line skipped", where.p);
+            else
+                say(g, PLUMB_MSG_WARN, "%s: malformed JSON%s near column %zu; line skipped",
+                    where.p, js == JSON_REC_TRAILING ? " (text after the object)" : "", j.err_col);
+            json_rec_free(&j);
             continue;
         }
-        cJSON *idv = cJSON_GetObjectItemCaseSensitive(j, "_id");
-        char idnum[64];
-        const char *id = NULL;
-        if (cJSON_IsString(idv)) id = idv->valuestring;
-        else if (cJSON_IsNumber(idv)) {
-            snprintf(idnum, sizeof idnum, "%.17g", idv->valuedouble);
-            id = idnum;
-        }
-        if (!id || !*id) {
+        if (!j.id) {
             g->st->bad_records++;
             say(g, PLUMB_MSG_WARN, "%s: record has no \"_id\" (string); line skipped", where.p);
-            cJSON_Delete(j);
+            json_rec_free(&j);
             continue;
         }
-        cJSON *tv = cJSON_GetObjectItemCaseSensitive(j, "text");
-        if (tv && !cJSON_IsString(tv) && !cJSON_IsNull(tv)) {
+        if (j.text_bad || j.title_bad) {
             g->st->bad_records++;
-            say(g, PLUMB_MSG_WARN, "%s: \"text\" of '%s' is not a string; line skipped", where.p, id);
-            cJSON_Delete(j);
+            say(g, PLUMB_MSG_WARN, "%s: \"%s\" of '%s' is not a string; line skipped", where.p,
+                j.text_bad ? "text" : "title", j.id);
+            json_rec_free(&j);
             continue;
         }
         int dup = 0;
-        rc = store_seen_add(g->db, id, &dup);
-        if (rc) { cJSON_Delete(j); break; }
+        rc = store_seen_add(g->db, j.id, &dup);
+        if (rc) { json_rec_free(&j); break; }
         if (dup)
             say(g, PLUMB_MSG_WARN, "%s: duplicate _id '%s' in this file; the later record wins",
-                where.p, id);
-        char *meta = NULL;
-        cJSON *mv = cJSON_GetObjectItemCaseSensitive(j, "metadata");
-        if (cJSON_IsObject(mv) && mv->child) meta = cJSON_PrintUnformatted(mv);
-        plumb_doc d = {id, json_str(j, "title"), json_str(j, "text"), meta, where.p};
+                where.p, j.id);
+        plumb_doc d = {j.id, j.title, j.text, j.metadata, where.p};
         rc = add_one(g, &d, file_id);
         if (!rc) (*ndocs)++;
-        free(meta);
-        cJSON_Delete(j);
+        json_rec_free(&j);
         if ((line & 255) == 0) report(g, 0);
     }
     buf_free(&fixed);

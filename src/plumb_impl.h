@@ -72,6 +72,40 @@ size_t utf8_check(const char *s, size_t n);
 size_t utf8_repair(const char *s, size_t n, buf *out, size_t *first_bad);
 
 /* ======================================================================
+** json.c -- the only file that includes cJSON
+** ==================================================================== */
+
+/* 1 when s is one JSON object (nothing after it); else 0 and *err_off
+** (may be NULL) is the byte offset where parsing failed (0: valid JSON
+** that is not an object). */
+int json_is_object(const char *s, size_t *err_off);
+
+typedef enum json_rec_status {
+    JSON_REC_OK = 0,
+    JSON_REC_MALFORMED,  /* not JSON; err_col is the 1-based column */
+    JSON_REC_TRAILING,   /* text after the value; err_col where it starts */
+    JSON_REC_NOT_OBJECT, /* valid JSON, but not an object */
+    JSON_REC_NOMEM
+} json_rec_status;
+
+/* One BEIR JSONL record. Strings point into the parsed tree and live
+** until json_rec_free(). */
+typedef struct json_rec {
+    const char *id;       /* "_id" (a string, or a finite number printed %.17g); NULL if absent */
+    const char *title;    /* NULL if absent or null */
+    const char *text;     /* NULL if absent or null */
+    char *metadata;       /* "metadata" object printed compactly; NULL if absent or empty */
+    int title_bad, text_bad; /* present but neither a string nor null */
+    size_t err_col;
+    char idnum[32];
+    void *tree;
+} json_rec;
+
+/* Parse one NUL-terminated line. Call json_rec_free() whatever it returns. */
+json_rec_status json_rec_parse(const char *line, json_rec *r);
+void json_rec_free(json_rec *r);
+
+/* ======================================================================
 ** tok.c -- the engine's tokenizer (also registered as FTS5 tokenizer)
 **
 ** Pipeline per word: Unicode case folding, diacritic removal, possessive
