@@ -67,6 +67,7 @@ typedef struct term {
 
 struct bm25_index {
     pthread_rwlock_t lock;
+    pthread_mutex_t save_lock; /* one saver at a time (savers hold only the read lock) */
     char *side_path;    /* "<index>.bm25"; kept across clear() */
     int64_t index_id;   /* settings.index_id of the database */
     int built;
@@ -94,7 +95,7 @@ struct bm25_index {
     double tot_t, tot_b;
     /* loaded snapshot: postings of terms with cap == 0 point into it */
     void *block;
-    int64_t applied; /* log entries applied since load/save */
+    _Atomic int64_t applied; /* log entries applied since load/save */
     /* build scratch (under the write lock) */
     uint32_t *sc_tft, *sc_tfb, *sc_touched;
     uint32_t sc_cap, sc_n;
@@ -357,10 +358,12 @@ static void clear(bm25_index *ix) {
     free(ix->sc_tfb);
     free(ix->sc_touched);
     pthread_rwlock_t l = ix->lock;
+    pthread_mutex_t sl = ix->save_lock;
     char *sp = ix->side_path;
     int64_t id = ix->index_id;
     memset(ix, 0, sizeof *ix);
     ix->lock = l;
+    ix->save_lock = sl;
     ix->side_path = sp;
     ix->index_id = id;
 }
@@ -369,6 +372,11 @@ bm25_index *bm25_new(const char *db_path, int64_t index_id) {
     bm25_index *ix = calloc(1, sizeof *ix);
     if (!ix) return NULL;
     if (pthread_rwlock_init(&ix->lock, NULL)) { free(ix); return NULL; }
+    if (pthread_mutex_init(&ix->save_lock, NULL)) {
+        pthread_rwlock_destroy(&ix->lock);
+        free(ix);
+        return NULL;
+    }
     size_t n = strlen(db_path);
     if (!(ix->side_path = malloc(n + 6))) { bm25_free(ix); return NULL; }
     memcpy(ix->side_path, db_path, n);
@@ -381,6 +389,7 @@ void bm25_free(bm25_index *ix) {
     if (!ix) return;
     clear(ix);
     free(ix->side_path);
+    pthread_mutex_destroy(&ix->save_lock);
     pthread_rwlock_destroy(&ix->lock);
     free(ix);
 }
@@ -828,7 +837,9 @@ plumb_status bm25_persist(plumb_db *db) {
         else rc = bm25_sync(db->bm25, r, gen);
         if (rc == PLUMB_OK) {
             /* saving needs the index stable, not exclusive: the read lock */
+            pthread_mutex_lock(&db->bm25->save_lock);
             if (db->bm25->applied > 0) rc = save(db->bm25);
+            pthread_mutex_unlock(&db->bm25->save_lock);
             bm25_release(db->bm25);
         }
         sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);

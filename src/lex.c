@@ -58,7 +58,10 @@ static int fts_tok_create(void *unused, const char **azArg, int nArg, Fts5Tokeni
     fts_tok *t = calloc(1, sizeof *t);
     if (!t) return SQLITE_NOMEM;
     t->tok = tok_new(lang, stop);
-    if (!t->tok) { free(t); return SQLITE_ERROR; }
+    if (!t->tok) { /* an unknown language is an error; anything else ran out of memory */
+        free(t);
+        return tok_language_ok(lang) ? SQLITE_NOMEM : SQLITE_ERROR;
+    }
     *out = (Fts5Tokenizer *)t;
     return SQLITE_OK;
 }

@@ -8,6 +8,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -479,7 +480,7 @@ static void test_open_errors(void) {
 
 typedef struct rstate {
     plumb_db *db;
-    volatile int *stop;
+    atomic_int *stop;
     int errors, searches, bad;
 } rstate;
 
@@ -488,7 +489,7 @@ static void *reader_main(void *arg) {
     plumb_search_params sp;
     plumb_search_params_init(&sp);
     sp.k = 20;
-    while (!*s->stop) {
+    while (!atomic_load(s->stop)) {
         plumb_hits *h = NULL;
         if (plumb_search(s->db, "alpha gamma", &sp, &h)) { s->errors++; continue; }
         s->searches++;
@@ -506,7 +507,7 @@ static void *reader_main(void *arg) {
 
 static void test_concurrency(void) {
     plumb_db *db = open_plain("conc.db", 0.9, 0.4);
-    volatile int stop = 0;
+    atomic_int stop = 0;
     enum { NR = 4 };
     pthread_t th[NR];
     rstate rs[NR];
@@ -533,7 +534,7 @@ static void test_concurrency(void) {
             CHECK_OK(plumb_delete(db, id));
         }
     }
-    stop = 1;
+    atomic_store(&stop, 1);
     for (int i = 0; i < NR; i++) pthread_join(th[i], NULL);
     pthread_join(t2, NULL);
     int searches = r2.searches;
