@@ -490,7 +490,11 @@ static size_t cut_word(splitter *x, size_t s, size_t w1, uint64_t bq, uint64_t *
         size_t j = s, edge = 0, cut = 0;
         piece p = {w1, 0, K_PUNCT, 0};
         while (j < w1) {
-            piece_at(t, j, w1, &p);
+            /* Look no further than the window can reach: every byte costs at
+            ** least half a quarter token, so 2 * bq bytes always overflow it.
+            ** Scanning to w1 instead made a long word quadratic. */
+            size_t lim = w1 - j > 2 * bq + 64 ? j + (size_t)(2 * bq + 64) : w1;
+            piece_at(t, j, lim, &p);
             if (tot + p.cost > bq) break;
             tot += p.cost;
             j = p.end;

@@ -471,30 +471,49 @@ static double now(void) {
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
+/* Best-of-3 seconds to split b[0..n). */
+static double split_time(const char *b, size_t n, size_t *ns_out, chunk_span **keep) {
+    double best = 1e9;
+    for (int rep = 0; rep < 3; rep++) {
+        size_t ns;
+        double t0 = now();
+        chunk_span *sp = split(b, n, 512, 64, &ns);
+        double dt = now() - t0;
+        if (dt < best) best = dt;
+        if (keep && rep == 0) { *keep = sp; *ns_out = ns; }
+        else free(sp);
+    }
+    return best;
+}
+
+/* Linear time, judged by growth from a quarter of the input to all of it
+** (x4 linear, x16 quadratic) rather than by a wall-clock limit. */
 static void test_scale(void) {
     buf b = {0};
     while (b.len < 4u << 20) {
         random_text(&b, 0);
         buf_puts(&b, "\n\n");
     }
-    size_t ns;
-    double t0 = now();
-    chunk_span *sp = split(b.p, b.len, 512, 64, &ns);
-    double t1 = now();
+    size_t ns = 0, qn = b.len / 4;
+    while (qn < b.len && b.p[qn] != '\n') qn++; /* a quarter, cut between paragraphs */
+    chunk_span *sp = NULL;
+    double tq = split_time(b.p, qn, &ns, NULL);
+    double t = split_time(b.p, b.len, &ns, &sp);
     CHECK(check_split(b.p, b.len, 512, 64, sp, ns, -300) == 0);
-    printf("chunk_split: %.1f MB in %.3f s (%.0f MB/s), %zu spans\n", (double)b.len / 1e6,
-           t1 - t0, (double)b.len / 1e6 / (t1 - t0), ns);
-    CHECK(t1 - t0 < 5.0);
+    printf("chunk_split: %.1f MB in %.3f s (%.0f MB/s), %zu spans; a quarter in %.3f s\n",
+           (double)b.len / 1e6, t, (double)b.len / 1e6 / t, ns, tq);
+    CHECK(t / (tq > 1e-4 ? tq : 1e-4) < 10 || t < 0.05);
     free(sp);
 
     /* one 2 MB word: still one pass */
     buf_reset(&b);
     while (b.len < 2u << 20) buf_putc(&b, (char)('a' + below(26)));
-    t0 = now();
-    sp = split(b.p, b.len, 512, 64, &ns);
-    t1 = now();
+    sp = NULL;
+    tq = split_time(b.p, b.len / 4, &ns, NULL);
+    t = split_time(b.p, b.len, &ns, &sp);
     CHECK(ns > 100 && check_split(b.p, b.len, 512, 64, sp, ns, -301) == 0);
-    CHECK(t1 - t0 < 5.0);
+    printf("one 2 MB word: %.3f s; a quarter in %.3f s\n", t, tq);
+    CHECK(t / (tq > 1e-4 ? tq : 1e-4) < 10 || t < 0.05);
     free(sp);
     buf_free(&b);
 }
