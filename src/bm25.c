@@ -45,8 +45,10 @@
 */
 #include "plumb_impl.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -667,8 +669,34 @@ static int write_all(FILE *f, const void *p, size_t n) {
     return n && fwrite(p, 1, n, f) != n ? -1 : 0;
 }
 
+/* Remove "<side>.tmp<pid>" files left by processes that died mid-save
+** (a kill between create and rename); a live writer's file is kept. */
+static void sweep_stale(const bm25_index *ix) {
+    const char *slash = strrchr(ix->side_path, '/');
+    const char *base = slash ? slash + 1 : ix->side_path;
+    char dir[4096];
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - ix->side_path + 1), ix->side_path);
+    else snprintf(dir, sizeof dir, "./");
+    DIR *d = opendir(dir);
+    if (!d) return;
+    size_t bl = strlen(base);
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (strncmp(e->d_name, base, bl) || strncmp(e->d_name + bl, ".tmp", 4)) continue;
+        char *end = NULL;
+        long pid = strtol(e->d_name + bl + 4, &end, 10);
+        if (!end || *end || pid <= 0) continue;
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+        char p[4096 + 256];
+        snprintf(p, sizeof p, "%s%s", dir, e->d_name);
+        unlink(p);
+    }
+    closedir(d);
+}
+
 /* Write the snapshot (caller holds at least the read lock). */
 static plumb_status save(bm25_index *ix) {
+    sweep_stale(ix);
     side_hdr h;
     memset(&h, 0, sizeof h);
     memcpy(h.magic, SIDE_MAGIC, 8);
