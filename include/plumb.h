@@ -664,6 +664,86 @@ PLUMB_API plumb_status plumb_eval_report_html(const char *path, const char *titl
                                               const plumb_comparison *cmp);
 
 /* ------------------------------------------------------------------ */
+/* Exact BPE token counting (src/bpe.c)                                */
+/* ------------------------------------------------------------------ */
+
+/* A byte-level BPE tokenizer that counts and encodes text exactly as a
+** generator model does, so that a packed prompt can be held to a token
+** budget without slack. Two file formats are read:
+**   - tiktoken rank files ("<base64 token> <rank>" per line, e.g.
+**     cl100k_base.tiktoken, o200k_base.tiktoken) with a JSON file beside
+**     them named like the rank file with ".tiktoken" replaced by
+**     ".meta.json": {"pat_str": "...", "special_tokens": {"<|endoftext|>":
+**     100257, ...}};
+**   - Hugging Face tokenizer.json files of byte-level BPE models (e.g.
+**     Qwen3): vocab, merges, added tokens, an optional NFC normalizer and
+**     a Split + ByteLevel pre-tokenizer.
+** The pre-tokenization regex is not interpreted: it must be one of the
+** families the library implements by hand (cl100k_base, o200k_base and
+** the Qwen2/Qwen3 pattern, each in the spellings tiktoken, js-tiktoken
+** and tokenizer.json use); any other is refused with PLUMB_FORMAT.
+**
+** Text is UTF-8. Its \s is Unicode White_Space (as in the Rust regex and
+** Oniguruma engines the real tokenizers use); letter, number and mark
+** classes come from the linked utf8proc's Unicode version (characters
+** assigned after it count as punctuation). Invalid UTF-8 bytes are
+** each taken as one character of no letter, number or space class (the
+** reference tokenizers refuse such text; plumb still counts it).
+**
+** THREADS: a loaded tokenizer is immutable. Any number of threads may
+** count and encode with the same handle at once; each call allocates its
+** own scratch memory. Only plumb_tokenizer_free() must not overlap with
+** other use of the handle. */
+typedef struct plumb_tokenizer plumb_tokenizer;
+
+/* Load a tokenizer from `path` (a .tiktoken rank file with its .meta.json
+** beside it, or a tokenizer.json; the format is recognised by content).
+** Returns PLUMB_IO when a file cannot be read, PLUMB_FORMAT when its
+** content is not a supported tokenizer (unknown regex, not byte-level
+** BPE, malformed line or JSON). On success release *out with
+** plumb_tokenizer_free. Loading takes tens of milliseconds for
+** cl100k_base and o200k_base and about 0.3 s for Qwen3's 11 MB
+** tokenizer.json: load once and share the handle. */
+PLUMB_API plumb_status plumb_tokenizer_load(const char *path, plumb_tokenizer **out);
+
+/* NULL is a harmless no-op. */
+PLUMB_API void plumb_tokenizer_free(plumb_tokenizer *tok);
+
+/* A short name: the file's base name without ".tiktoken" or ".json"
+** ("cl100k_base", "qwen3-tokenizer"). Valid until plumb_tokenizer_free;
+** NULL only for a NULL handle. */
+PLUMB_API const char *plumb_tokenizer_name(const plumb_tokenizer *tok);
+
+/* One more than the largest token id (ordinary and special). */
+PLUMB_API uint32_t plumb_tokenizer_vocab_size(const plumb_tokenizer *tok);
+
+/* The number of tokens text[0..len) encodes to: always equal to the
+** length of plumb_tokenizer_encode()'s output, computed without storing
+** ids. `text` need not be NUL-terminated and may contain NUL bytes.
+** allow_special: non-zero to recognise special tokens written in the
+** text ("<|endoftext|>" becomes one token, as tiktoken's
+** allowed_special="all"); zero to encode them as ordinary text (as
+** tiktoken's encode_ordinary). A Hugging Face added token that is not
+** marked "special" (Qwen3's <think>, <tool_call> ...) is always
+** recognised, as the Hugging Face tokenizer does. */
+PLUMB_API plumb_status plumb_tokenizer_count(const plumb_tokenizer *tok, const char *text,
+                                             size_t len, int allow_special, size_t *n);
+
+/* Encode text[0..len) to token ids. On success *ids (NULL when *n is 0)
+** is released with plumb_tokenizer_ids_free. */
+PLUMB_API plumb_status plumb_tokenizer_encode(const plumb_tokenizer *tok, const char *text,
+                                              size_t len, int allow_special, uint32_t **ids,
+                                              size_t *n);
+PLUMB_API void plumb_tokenizer_ids_free(uint32_t *ids);
+
+/* The bytes of token `id` (not NUL-terminated; *len receives their
+** count). Concatenating the bytes of an encoding gives back the text
+** (NFC-normalised for tokenizers that normalise). Valid until
+** plumb_tokenizer_free; NULL with *len = 0 for an unknown id. */
+PLUMB_API const char *plumb_tokenizer_token_bytes(const plumb_tokenizer *tok, uint32_t id,
+                                                  size_t *len);
+
+/* ------------------------------------------------------------------ */
 /* Integrity                                                           */
 /* ------------------------------------------------------------------ */
 

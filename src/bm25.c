@@ -49,6 +49,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -559,6 +560,13 @@ static void side_layout(const side_hdr *h, size_t off[6], size_t *total) {
     *total = al8(o + h->nord);
 }
 
+/* Size of an open file, or SIZE_MAX when unknown (never matches). */
+static size_t file_size(FILE *f) {
+    struct stat sb;
+    if (fstat(fileno(f), &sb) != 0 || sb.st_size < 0) return SIZE_MAX;
+    return (size_t)sb.st_size;
+}
+
 /* Why the side file cannot be used at generation gen, or NULL if it can
 ** (as far as its header and checksum tell). */
 static const char *side_problem(const bm25_index *ix, int64_t gen, char *buf_, size_t n) {
@@ -578,7 +586,8 @@ static const char *side_problem(const bm25_index *ix, int64_t gen, char *buf_, s
     } else {
         size_t off[6], total;
         side_layout(&h, off, &total);
-        if (total >= ((size_t)1 << 40) || !(body = malloc(total ? total : 1))) why = "implausible size";
+        if (total != file_size(f) - sizeof h || !(body = malloc(total ? total : 1)))
+            why = "size does not match its header (truncated or damaged)";
         else if (fread(body, 1, total, f) != total) why = "truncated body";
         else if (hash64(body, total, 0) != h.body_hash) why = "checksum mismatch (damaged)";
     }
@@ -601,7 +610,9 @@ static void load(bm25_index *ix, reader *r, int64_t gen) {
     size_t off[6], total = 0;
     if (ok) {
         side_layout(&h, off, &total);
-        ok = total < ((size_t)1 << 40) && (body = malloc(total ? total : 1)) &&
+        /* the header's counts must account for the file exactly: a damaged
+        ** header must not make us allocate (or read) what is not there */
+        ok = total == file_size(f) - sizeof h && (body = malloc(total ? total : 1)) &&
              fread(body, 1, total, f) == total && hash64(body, total, 0) == h.body_hash;
     }
     fclose(f);

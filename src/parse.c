@@ -51,7 +51,7 @@ static void sink_flush(sink *k) {
         else if (k->space) buf_putc(o, ' ');
         const char *p = k->pend.p;
         size_t l = k->pend.len;
-        if (k->brk) {
+        if (k->brk && l) { /* (pend.p is NULL while nothing is pending) */
             /* a break replaces the pending newlines; indentation stays */
             size_t i = l;
             while (i > 0 && p[i - 1] != '\n') i--;

@@ -424,4 +424,175 @@ double eval_ttest_p(double t, double df);
 /* The shortest "%.*g" form of v that reads back equal. */
 void eval_fmt_double(char *out, size_t cap, double v);
 
+/* ======================================================================
+** kern.c -- vector scoring kernels with run-time ISA dispatch
+**
+** kern_scalar.c is the reference; kern_avx2.c (AVX2+FMA) and
+** kern_avx512.c (AVX-512F/BW/VL; VNNI for int8 and VPOPCNTDQ for binary
+** where present) are compiled with their own flags and called only after
+** the CPU check. The ISA is chosen once, at first use: the best the CPU
+** and OS support, or PLUMB_ISA=scalar|avx2|avx512 when that is supported.
+** Vectors are row-major and contiguous (row i at base + i*d); no
+** alignment is required. Scores are "higher is better": f32 and int8
+** give the inner product, binary gives nbits - 2*hamming (the sign-code
+** estimate of nbits * cosine). Rows are numbered from 0 (uint32_t).
+** f32 results may differ from the scalar reference by summation order
+** only, and a row's scan score never depends on how a scan groups rows;
+** int8 dot products and hamming distances are exact.
+** ==================================================================== */
+
+typedef enum kern_isa { KERN_SCALAR = 0, KERN_AVX2 = 1, KERN_AVX512 = 2, KERN_ISA_COUNT } kern_isa;
+
+const char *kern_isa_name(kern_isa isa);
+/* 1 when this CPU and OS can run isa. */
+int kern_isa_supported(kern_isa isa);
+/* The ISA in use (chooses it on first call). */
+kern_isa kern_isa_active(void);
+/* Switch the ISA (tests, benchmarks); -1 when not supported. Not
+** thread-safe against concurrent kernel calls. */
+int kern_isa_set(kern_isa isa);
+/* "avx512+vnni+vpopcntdq" and the like: what the active table uses. */
+const char *kern_isa_desc(void);
+
+float kern_dot_f32(const float *a, const float *b, size_t d);
+int32_t kern_dot_i8(const int8_t *a, const int8_t *b, size_t d);
+/* Differing bits of a[0..nbytes) and b[0..nbytes). */
+uint64_t kern_hamming(const uint8_t *a, const uint8_t *b, size_t nbytes);
+
+/* Symmetric int8 quantization: out[i] = round(x[i] / scale) in
+** [-127, 127]; returns scale (max |x| / 127; 0 for an all-zero vector),
+** so x ~ scale * out. */
+float kern_quantize_i8(const float *x, size_t d, int8_t *out);
+/* Sign bits: bit (i % 8) of out[i / 8] is set when x[i] > 0; padding
+** bits of the last byte are 0. Writes (d + 7) / 8 bytes. */
+void kern_binarize(const float *x, size_t d, uint8_t *out);
+
+/* One query against n rows: scores[i] = score of row i.
+** i8: scores[i] = qscale * scales[i] * dot (scales NULL: raw dot). */
+void kern_scan_f32(const float *q, const float *base, size_t n, size_t d, float *scores);
+void kern_scan_i8(const int8_t *q, float qscale, const int8_t *base, const float *scales,
+                  size_t n, size_t d, float *scores);
+void kern_scan_bin(const uint8_t *q, const uint8_t *base, size_t n, size_t nbytes,
+                   float *scores);
+
+typedef struct kern_hit {
+    float score;  /* higher is better */
+    uint32_t row; /* row index in the scanned array */
+} kern_hit;
+
+/* Top-k of a scan with a bounded heap: out[0..ret) sorted by score
+** descending, then row ascending; ret = min(k, rows allowed). allow is a
+** bitset over rows (bit i%64 of allow[i/64]) or NULL for all; it is
+** applied during the scan, so filtered rows never take a slot. */
+size_t kern_topk_f32(const float *q, const float *base, size_t n, size_t d,
+                     const uint64_t *allow, size_t k, kern_hit *out);
+size_t kern_topk_i8(const int8_t *q, float qscale, const int8_t *base, const float *scales,
+                    size_t n, size_t d, const uint64_t *allow, size_t k, kern_hit *out);
+size_t kern_topk_bin(const uint8_t *q, const uint8_t *base, size_t n, size_t nbytes,
+                     const uint64_t *allow, size_t k, kern_hit *out);
+
+/* kern_topk_f32 with the rows split across nthreads OpenMP threads
+** (<= 0: OpenMP's default); same result. Returns 0 when the per-thread
+** heaps cannot be allocated. */
+size_t kern_topk_f32_par(const float *q, const float *base, size_t n, size_t d,
+                         const uint64_t *allow, size_t k, kern_hit *out, int nthreads);
+/* nq queries (row-major, dim d) in one pass over the rows: L2-sized row
+** blocks are scored against every query while cached; nthreads OpenMP
+** threads (<= 0: default) take disjoint row ranges. out + i*k receives
+** query i's hits (as kern_topk_f32 would return them), nout[i] their
+** number. */
+void kern_topk_f32_batch(const float *qs, size_t nq, const float *base, size_t n, size_t d,
+                         const uint64_t *allow, size_t k, kern_hit *out, size_t *nout,
+                         int nthreads);
+
+/* Rescore candidates with exact f32 inner products and keep the best k
+** (same order as kern_topk_f32). cand and out may not overlap. */
+size_t kern_rescore_f32(const float *q, const float *base, size_t d, const kern_hit *cand,
+                        size_t ncand, size_t k, kern_hit *out);
+
+/* Per-ISA tables (kern_scalar.c, kern_avx2.c, kern_avx512.c). */
+typedef struct kern_ops {
+    const char *desc;
+    float (*dot_f32)(const float *a, const float *b, size_t d);
+    int32_t (*dot_i8)(const int8_t *a, const int8_t *b, size_t d);
+    uint64_t (*hamming)(const uint8_t *a, const uint8_t *b, size_t nbytes);
+    void (*scan_f32)(const float *q, const float *base, size_t n, size_t d, float *scores);
+    /* nq queries (row-major) against n rows: scores + j*n for query j,
+    ** bit-identical to scan_f32 of each query. */
+    void (*scan_f32_multi)(const float *qs, size_t nq, const float *base, size_t n, size_t d,
+                           float *scores);
+    void (*scan_i8)(const int8_t *q, float qscale, const int8_t *base, const float *scales,
+                    size_t n, size_t d, float *scores);
+    void (*scan_bin)(const uint8_t *q, const uint8_t *base, size_t n, size_t nbytes,
+                     float *scores);
+} kern_ops;
+
+void kern_scalar_ops(kern_ops *ops);
+/* Fill ops for this ISA; call only when kern_isa_supported() says so.
+** vnni / vpopcntdq: the CPU has those extensions. */
+void kern_avx2_ops(kern_ops *ops);
+void kern_avx512_ops(kern_ops *ops, int vnni, int vpopcntdq);
+
+/* ======================================================================
+** bpe.c -- exact BPE token counting (public API: plumb_tokenizer_*)
+** ==================================================================== */
+
+/* Pre-tokenization: the end of the regex match that starts at byte p of
+** s[0..n) (p < n), for the tokenizer's pattern family. *emit is 0 when no
+** alternative matches there (the regex engine would skip that
+** character; cannot happen with the supported patterns). */
+size_t bpe_match(const plumb_tokenizer *tok, const unsigned char *s, size_t n, size_t p,
+                 int *emit);
+
+/* Merge one pre-tokenized piece into token ids. path: 0 chooses, 1 forces
+** the quadratic scan used for short pieces, 2 the heap used for long ones
+** (tests check that both agree). Appends to *ids (realloc'd; *cap its
+** capacity in entries, *n entries used). Returns PLUMB_OK or PLUMB_NOMEM. */
+plumb_status bpe_encode_piece(const plumb_tokenizer *tok, const unsigned char *piece, size_t len,
+                              int path, uint32_t **ids, size_t *n, size_t *cap);
+
+/* ======================================================================
+** ann.c -- approximate search through FAISS's C API (the only file that
+** includes FAISS headers)
+**
+** An index is built from a FAISS factory string: "HNSW32,Flat",
+** "IVF1024,Flat", "IVF1024,SQ8", "IVF1024,PQ48", "Flat" ... Indexes that
+** cannot hold caller ids themselves (all but IVF) are wrapped in an
+** IndexIDMap, so ann_add always takes ids. Scores are "higher is better":
+** inner products, or negated squared L2 distances. One ann_index may be
+** searched from many threads at once; adding, training, setting
+** parameters and saving need exclusive use.
+** ==================================================================== */
+
+typedef struct ann_index ann_index;
+
+typedef enum ann_metric { ANN_IP = 0, ANN_L2 = 1 } ann_metric;
+
+/* 1 when plumb was built with FAISS (ann_* return PLUMB_ERROR otherwise). */
+int ann_available(void);
+plumb_status ann_new(const char *factory, size_t d, ann_metric metric, ann_index **out);
+/* A bare exact IndexFlatIP (no IDMap): ids are the rows in order of
+** ann_add, which must get ids == NULL. The baseline for exact search. */
+plumb_status ann_new_flat_ip(size_t d, ann_index **out);
+void ann_free(ann_index *ix); /* NULL is a no-op */
+size_t ann_dim(const ann_index *ix);
+int64_t ann_count(const ann_index *ix);
+/* Train on n sample vectors when the index needs it (IVF, PQ, SQ); a
+** no-op for indexes that are trained already. */
+plumb_status ann_train(ann_index *ix, size_t n, const float *x);
+int ann_is_trained(const ann_index *ix);
+/* ids: one per vector; NULL only for ann_new_flat_ip indexes. */
+plumb_status ann_add(ann_index *ix, size_t n, const float *x, const int64_t *ids);
+/* Search-time parameters by FAISS name: "efSearch" (HNSW), "nprobe"
+** (IVF). PLUMB_MISUSE when the index has no such parameter. */
+plumb_status ann_set_param(ann_index *ix, const char *name, double value);
+/* nq queries; scores and ids receive nq*k entries, best first; missing
+** results have id -1 and score -INFINITY. */
+plumb_status ann_search(const ann_index *ix, size_t nq, const float *q, size_t k, float *scores,
+                        int64_t *ids);
+/* Written to path + ".tmp", then renamed over path. */
+plumb_status ann_save(const ann_index *ix, const char *path);
+/* An index loaded from a file always takes ids in ann_add. */
+plumb_status ann_load(const char *path, ann_index **out);
+
 #endif /* PLUMB_IMPL_H */

@@ -350,8 +350,14 @@ static void hostile(void) {
                                        "x <!-- ", "<script>", "[](<", "[](x (", "\\``", "`` \\`",
                                        "<![CDATA[](", "[]("};
     for (size_t u = 0; u < sizeof unit / sizeof unit[0]; u++) {
-        double small = hostile_time(unit[u], 1u << 18), big = hostile_time(unit[u], 1u << 20);
-        double ratio = big / (small > 1e-4 ? small : 1e-4);
+        double small = 0, big = 0, ratio = 0;
+        /* a quadratic parser fails every try; a busy machine, rarely three times */
+        for (int attempt = 0; attempt < 3; attempt++) {
+            small = hostile_time(unit[u], 1u << 18);
+            big = hostile_time(unit[u], 1u << 20);
+            ratio = big / (small > 1e-4 ? small : 1e-4);
+            if (ratio < 10 || big < 0.05) break;
+        }
         if (ratio >= 10) fprintf(stderr, "hostile input '%s': %.3f s for 256 KB, %.3f s for 1 MB\n",
                                  unit[u], small, big);
         CHECK(ratio < 10 || big < 0.05); /* tiny times are all noise */
