@@ -31,7 +31,6 @@
 */
 #include "plumb_impl.h"
 
-#include <cjson/cJSON.h>
 #include <utf8proc.h>
 
 #include <errno.h>
@@ -988,7 +987,7 @@ static plumb_status load_meta(plumb_tokenizer *t, const char *path) {
     char *mp = malloc(base + 16);
     char *data = NULL;
     size_t len;
-    cJSON *root = NULL;
+    json_val *root = NULL;
     plumb_status rc;
     if (!mp) return err_set(PLUMB_NOMEM, "bpe: out of memory");
     memcpy(mp, path, base);
@@ -1001,30 +1000,30 @@ static plumb_status load_meta(plumb_tokenizer *t, const char *path) {
         goto done;
     }
     const char *end = NULL;
-    root = cJSON_ParseWithOpts(data, &end, 0);
+    root = json_parse(data, &end);
     if (!root) {
         rc = err_set(PLUMB_FORMAT, "%s: JSON syntax error at byte %ld", mp,
                      end ? (long)(end - data) : -1L);
         goto done;
     }
-    const cJSON *pat = cJSON_GetObjectItemCaseSensitive(root, "pat_str");
-    if (!cJSON_IsString(pat) || !(t->pat = pattern_family(pat->valuestring))) {
+    const json_val *pat = json_get(root, "pat_str");
+    if (!json_is_str(pat) || !(t->pat = pattern_family(json_str(pat)))) {
         rc = err_set(PLUMB_FORMAT, "%s: pat_str missing or not a supported pattern family "
                      "(cl100k_base, o200k_base, Qwen)", mp);
         goto done;
     }
-    const cJSON *sp = cJSON_GetObjectItemCaseSensitive(root, "special_tokens"), *it;
-    cJSON_ArrayForEach(it, sp) {
-        if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= 4e9 || !it->string) {
+    const json_val *sp = json_get(root, "special_tokens"), *it;
+    for (it = json_first(sp); it; it = json_next(it)) {
+        if (!json_is_num(it) || json_num(it) < 0 || json_num(it) >= 4e9 || !json_key(it)) {
             rc = err_set(PLUMB_FORMAT, "%s: bad special token", mp);
             goto done;
         }
-        rc = add_special(t, it->string, (uint32_t)it->valuedouble, 0, mp);
+        rc = add_special(t, json_key(it), (uint32_t)json_num(it), 0, mp);
         if (rc) goto done;
     }
     rc = PLUMB_OK;
 done:
-    cJSON_Delete(root);
+    json_free(root);
     free(data);
     free(mp);
     return rc;
@@ -1109,33 +1108,33 @@ static plumb_status load_hf(plumb_tokenizer *t, const char *path, char *data) {
     unsigned char *tmp = NULL;
     uint32_t *ids = NULL;
     size_t nids = 0, capids = 0;
-    cJSON *root = cJSON_ParseWithOpts(data, &end, 0);
+    json_val *root = json_parse(data, &end);
     t->kind = KIND_HF;
     set_name(t, path, ".json");
     if (!root)
         return err_set(PLUMB_FORMAT, "%s: JSON syntax error at byte %ld", path,
                        end ? (long)(end - data) : -1L);
-    const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
-    const cJSON *type = cJSON_GetObjectItemCaseSensitive(model, "type");
-    const cJSON *vocab = cJSON_GetObjectItemCaseSensitive(model, "vocab");
-    const cJSON *merges = cJSON_GetObjectItemCaseSensitive(model, "merges");
-    const cJSON *bf = cJSON_GetObjectItemCaseSensitive(model, "byte_fallback");
-    const cJSON *csp = cJSON_GetObjectItemCaseSensitive(model, "continuing_subword_prefix");
-    const cJSON *ews = cJSON_GetObjectItemCaseSensitive(model, "end_of_word_suffix");
-    const cJSON *ign = cJSON_GetObjectItemCaseSensitive(model, "ignore_merges");
-    if (!cJSON_IsObject(model) || (type && !(cJSON_IsString(type) &&
-                                             strcmp(type->valuestring, "BPE") == 0)) ||
-        !cJSON_IsObject(vocab) || !cJSON_IsArray(merges) || cJSON_IsTrue(bf) ||
-        cJSON_IsTrue(ign) || (cJSON_IsString(csp) && csp->valuestring[0]) ||
-        (cJSON_IsString(ews) && ews->valuestring[0])) {
+    const json_val *model = json_get(root, "model");
+    const json_val *type = json_get(model, "type");
+    const json_val *vocab = json_get(model, "vocab");
+    const json_val *merges = json_get(model, "merges");
+    const json_val *bf = json_get(model, "byte_fallback");
+    const json_val *csp = json_get(model, "continuing_subword_prefix");
+    const json_val *ews = json_get(model, "end_of_word_suffix");
+    const json_val *ign = json_get(model, "ignore_merges");
+    if (!json_is_obj(model) || (type && !(json_is_str(type) &&
+                                             strcmp(json_str(type), "BPE") == 0)) ||
+        !json_is_obj(vocab) || !json_is_arr(merges) || json_is_true(bf) ||
+        json_is_true(ign) || (json_is_str(csp) && json_str(csp)[0]) ||
+        (json_is_str(ews) && json_str(ews)[0])) {
         err_set(PLUMB_FORMAT, "%s: model is not a plain byte-level BPE (type BPE, vocab, "
                 "merges, no byte_fallback, no ignore_merges, no subword affixes)", path);
         goto done;
     }
-    const cJSON *norm = cJSON_GetObjectItemCaseSensitive(root, "normalizer");
-    if (norm && !cJSON_IsNull(norm)) {
-        const cJSON *nt = cJSON_GetObjectItemCaseSensitive(norm, "type");
-        if (!cJSON_IsString(nt) || strcmp(nt->valuestring, "NFC") != 0) {
+    const json_val *norm = json_get(root, "normalizer");
+    if (norm && !json_is_null(norm)) {
+        const json_val *nt = json_get(norm, "type");
+        if (!json_is_str(nt) || strcmp(json_str(nt), "NFC") != 0) {
             err_set(PLUMB_FORMAT, "%s: unsupported normalizer (only NFC or none)", path);
             goto done;
         }
@@ -1143,21 +1142,21 @@ static plumb_status load_hf(plumb_tokenizer *t, const char *path, char *data) {
     }
     /* pre_tokenizer: Sequence[Split(Regex, Isolated), ByteLevel(use_regex false)] */
     {
-        const cJSON *pt = cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer");
-        const cJSON *seq = cJSON_GetObjectItemCaseSensitive(pt, "pretokenizers");
-        const cJSON *sp = cJSON_GetArrayItem(seq, 0), *bl = cJSON_GetArrayItem(seq, 1);
-        const cJSON *re = cJSON_GetObjectItemCaseSensitive(
-            cJSON_GetObjectItemCaseSensitive(sp, "pattern"), "Regex");
-        const cJSON *beh = cJSON_GetObjectItemCaseSensitive(sp, "behavior");
-        const cJSON *inv = cJSON_GetObjectItemCaseSensitive(sp, "invert");
-        const cJSON *blt = cJSON_GetObjectItemCaseSensitive(bl, "type");
-        const cJSON *ur = cJSON_GetObjectItemCaseSensitive(bl, "use_regex");
-        const cJSON *aps = cJSON_GetObjectItemCaseSensitive(bl, "add_prefix_space");
-        if (cJSON_GetArraySize(seq) != 2 || !cJSON_IsString(re) ||
-            !cJSON_IsString(beh) || strcmp(beh->valuestring, "Isolated") != 0 ||
-            cJSON_IsTrue(inv) || !cJSON_IsString(blt) ||
-            strcmp(blt->valuestring, "ByteLevel") != 0 || cJSON_IsTrue(ur) || cJSON_IsTrue(aps) ||
-            !(t->pat = pattern_family(re->valuestring))) {
+        const json_val *pt = json_get(root, "pre_tokenizer");
+        const json_val *seq = json_get(pt, "pretokenizers");
+        const json_val *sp = json_at(seq, 0), *bl = json_at(seq, 1);
+        const json_val *re = json_get(
+            json_get(sp, "pattern"), "Regex");
+        const json_val *beh = json_get(sp, "behavior");
+        const json_val *inv = json_get(sp, "invert");
+        const json_val *blt = json_get(bl, "type");
+        const json_val *ur = json_get(bl, "use_regex");
+        const json_val *aps = json_get(bl, "add_prefix_space");
+        if (json_len(seq) != 2 || !json_is_str(re) ||
+            !json_is_str(beh) || strcmp(json_str(beh), "Isolated") != 0 ||
+            json_is_true(inv) || !json_is_str(blt) ||
+            strcmp(json_str(blt), "ByteLevel") != 0 || json_is_true(ur) || json_is_true(aps) ||
+            !(t->pat = pattern_family(json_str(re)))) {
             err_set(PLUMB_FORMAT, "%s: unsupported pre_tokenizer (needs Sequence of an "
                     "Isolated Split with a known regex and ByteLevel without regex or prefix "
                     "space)", path);
@@ -1174,21 +1173,21 @@ static plumb_status load_hf(plumb_tokenizer *t, const char *path, char *data) {
         rc = err_set(PLUMB_NOMEM, "bpe: out of memory");
         goto done;
     }
-    const cJSON *it;
-    cJSON_ArrayForEach(it, vocab) {
-        long n = byte_level_decode(byte_of_cp, it->string, tmp);
-        if (n <= 0 || !cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= 4e9) {
+    const json_val *it;
+    for (it = json_first(vocab); it; it = json_next(it)) {
+        long n = byte_level_decode(byte_of_cp, json_key(it), tmp);
+        if (n <= 0 || !json_is_num(it) || json_num(it) < 0 || json_num(it) >= 4e9) {
             rc = err_set(PLUMB_FORMAT, "%s: vocab entry \"%s\" is not byte-level", path,
-                         it->string);
+                         json_key(it));
             goto done;
         }
-        rc = add_token(t, (uint32_t)it->valuedouble, tmp, (size_t)n, path);
+        rc = add_token(t, (uint32_t)json_num(it), tmp, (size_t)n, path);
         if (rc) goto done;
     }
     rc = build_vocab_hash(t, path);
     if (rc) goto done;
     {
-        size_t nm = (size_t)cJSON_GetArraySize(merges), np = 1024;
+        size_t nm = (size_t)json_len(merges), np = 1024;
         while (np < nm * 2) np *= 2;
         t->pair_key = calloc(np, sizeof *t->pair_key);
         t->pair_val = calloc(np, sizeof *t->pair_val);
@@ -1199,14 +1198,14 @@ static plumb_status load_hf(plumb_tokenizer *t, const char *path, char *data) {
         t->pair_mask = (uint32_t)(np - 1);
     }
     uint32_t rank = 0;
-    cJSON_ArrayForEach(it, merges) {
+    for (it = json_first(merges); it; it = json_next(it)) {
         const char *a = NULL, *b = NULL;
         char *dup = NULL;
-        if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 &&
-            cJSON_IsString(cJSON_GetArrayItem(it, 0)) && cJSON_IsString(cJSON_GetArrayItem(it, 1))) {
-            a = cJSON_GetArrayItem(it, 0)->valuestring;
-            b = cJSON_GetArrayItem(it, 1)->valuestring;
-        } else if (cJSON_IsString(it) && (dup = strdup(it->valuestring)) != NULL) {
+        if (json_is_arr(it) && json_len(it) == 2 &&
+            json_is_str(json_at(it, 0)) && json_is_str(json_at(it, 1))) {
+            a = json_str(json_at(it, 0));
+            b = json_str(json_at(it, 1));
+        } else if (json_is_str(it) && (dup = strdup(json_str(it))) != NULL) {
             char *s = strchr(dup, ' ');
             if (s) {
                 *s = 0;
@@ -1244,25 +1243,25 @@ static plumb_status load_hf(plumb_tokenizer *t, const char *path, char *data) {
         if (rc) goto done;
         t->whole_ok[id] = nids == 1 && ids[0] == id;
     }
-    const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens");
-    cJSON_ArrayForEach(it, added) {
-        const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        const cJSON *content = cJSON_GetObjectItemCaseSensitive(it, "content");
-        const cJSON *special = cJSON_GetObjectItemCaseSensitive(it, "special");
-        if (!cJSON_IsNumber(id) || id->valuedouble < 0 || id->valuedouble >= 4e9 ||
-            !cJSON_IsString(content)) {
+    const json_val *added = json_get(root, "added_tokens");
+    for (it = json_first(added); it; it = json_next(it)) {
+        const json_val *id = json_get(it, "id");
+        const json_val *content = json_get(it, "content");
+        const json_val *special = json_get(it, "special");
+        if (!json_is_num(id) || json_num(id) < 0 || json_num(id) >= 4e9 ||
+            !json_is_str(content)) {
             rc = err_set(PLUMB_FORMAT, "%s: malformed added token", path);
             goto done;
         }
-        rc = add_special(t, content->valuestring, (uint32_t)id->valuedouble,
-                         !cJSON_IsTrue(special), path);
+        rc = add_special(t, json_str(content), (uint32_t)json_num(id),
+                         !json_is_true(special), path);
         if (rc) goto done;
     }
     rc = PLUMB_OK;
 done:
     free(ids);
     free(tmp);
-    cJSON_Delete(root);
+    json_free(root);
     return rc;
 }
 

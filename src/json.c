@@ -67,3 +67,36 @@ void json_rec_free(json_rec *r) {
     cJSON_Delete(r->tree);
     memset(r, 0, sizeof *r);
 }
+
+/* ---------------------------------------------------------------- */
+/* A read-only view of a parsed document, for loaders of JSON files   */
+/* (tokenizer files in bpe.c): a json_val is a cJSON node.            */
+/* ---------------------------------------------------------------- */
+
+#define N(v) ((const cJSON *)(const void *)(v))
+
+json_val *json_parse(const char *text, const char **end) {
+    const char *e = NULL;
+    cJSON *j = cJSON_ParseWithOpts(text, &e, 0);
+    if (end) *end = e;
+    return (json_val *)(void *)j;
+}
+void json_free(json_val *root) { cJSON_Delete((cJSON *)(void *)root); }
+json_val *json_get(const json_val *obj, const char *key) {
+    return (json_val *)(void *)cJSON_GetObjectItemCaseSensitive(N(obj), key);
+}
+json_val *json_at(const json_val *arr, int i) {
+    return (json_val *)(void *)cJSON_GetArrayItem(N(arr), i);
+}
+int json_len(const json_val *v) { return v ? cJSON_GetArraySize(N(v)) : 0; }
+json_val *json_first(const json_val *v) { return v ? (json_val *)(void *)N(v)->child : NULL; }
+json_val *json_next(const json_val *v) { return v ? (json_val *)(void *)N(v)->next : NULL; }
+const char *json_key(const json_val *v) { return v ? N(v)->string : NULL; }
+int json_is_str(const json_val *v) { return cJSON_IsString(N(v)); }
+int json_is_num(const json_val *v) { return cJSON_IsNumber(N(v)); }
+int json_is_obj(const json_val *v) { return cJSON_IsObject(N(v)); }
+int json_is_arr(const json_val *v) { return cJSON_IsArray(N(v)); }
+int json_is_true(const json_val *v) { return cJSON_IsTrue(N(v)); }
+int json_is_null(const json_val *v) { return cJSON_IsNull(N(v)); }
+const char *json_str(const json_val *v) { return cJSON_IsString(N(v)) ? N(v)->valuestring : NULL; }
+double json_num(const json_val *v) { return cJSON_IsNumber(N(v)) ? N(v)->valuedouble : 0; }

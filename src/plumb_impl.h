@@ -105,6 +105,24 @@ typedef struct json_rec {
 json_rec_status json_rec_parse(const char *line, json_rec *r);
 void json_rec_free(json_rec *r);
 
+/* A read-only view of a parsed JSON document, for file loaders (bpe.c).
+** Every accessor takes NULL and returns NULL/0/false for it, so lookups
+** chain without checks. Nodes live until json_free(root). */
+typedef struct json_val json_val;
+json_val *json_parse(const char *text, const char **end); /* NULL: syntax error at *end */
+void json_free(json_val *root);
+json_val *json_get(const json_val *obj, const char *key);  /* member, or NULL */
+json_val *json_at(const json_val *arr, int i);             /* element, or NULL */
+int json_len(const json_val *v);                           /* elements or members */
+json_val *json_first(const json_val *v);                   /* iterate an array/object */
+json_val *json_next(const json_val *v);
+const char *json_key(const json_val *member);              /* name inside an object */
+int json_is_str(const json_val *v), json_is_num(const json_val *v);
+int json_is_obj(const json_val *v), json_is_arr(const json_val *v);
+int json_is_true(const json_val *v), json_is_null(const json_val *v);
+const char *json_str(const json_val *v);                   /* NULL unless a string */
+double json_num(const json_val *v);                        /* 0 unless a number */
+
 /* ======================================================================
 ** tok.c -- the engine's tokenizer (also registered as FTS5 tokenizer)
 **
