@@ -266,8 +266,9 @@ typedef struct plumb_hits {
 /* Search the index. An empty query, or one with only stop words, returns
 ** zero hits and PLUMB_OK. Ties in score are broken by ascending chunk id.
 ** The first search on a handle loads the in-memory BM25 index from the
-** side file <index>.bm25 that plumb_index_paths leaves, or builds it from
-** the chunks table when there is none (seconds per million chunks);
+** side file <index>.bm25 that plumb_index_paths leaves for indexes of
+** 50,000 chunks or more, or builds it from the chunks table (about 0.1 s
+** for SciFact's 5,772 chunks, seconds per million);
 ** later searches replay only what writers changed since.
 ** On success *out must be released with plumb_hits_free(). */
 PLUMB_API plumb_status plumb_search(plumb_db *db, const char *query,

@@ -19,8 +19,10 @@
 ** Bad input never stops the run: each problem goes to the message
 ** callback with the file and the line or byte offset, and is counted.
 **
-** LIMITATIONS: a file is read into memory whole (files above 1 GiB are
-** skipped with a message); PDF needs the pdftotext program.
+** LIMITATIONS: JSONL files are streamed in 4 MiB blocks (any size; a
+** line over 256 MiB is skipped with a message); other files are read
+** into memory whole (above 1 GiB: skipped with a message). PDF needs
+** the pdftotext program.
 */
 #include "plumb_impl.h"
 
@@ -127,7 +129,7 @@ static plumb_status add_file(ingest *g, const char *path, const struct stat *sb)
         say(g, PLUMB_MSG_INFO, "%s: skipped (unsupported file type)", path);
         return PLUMB_OK;
     }
-    if ((int64_t)sb->st_size > MAX_FILE_BYTES) {
+    if (k != K_JSONL && (int64_t)sb->st_size > MAX_FILE_BYTES) { /* JSONL is streamed */
         g->st->files_skipped++;
         say(g, PLUMB_MSG_WARN, "%s: skipped (%lld bytes; files over 1 GiB are not indexed)",
             path, (long long)sb->st_size);
@@ -366,72 +368,172 @@ static plumb_status add_one(ingest *g, const plumb_doc *d, int64_t file_id) {
     return commit_if_due(g);
 }
 
-static plumb_status do_jsonl(ingest *g, const fent *f, char *data, size_t n, int64_t file_id,
-                             int64_t *ndocs) {
-    plumb_status rc = store_seen_reset(g->db);
-    size_t line = 0, pos = 0;
-    buf fixed = {0}, where = {0};
-    while (!rc && pos < n) {
-        line++;
-        char *s = data + pos;
-        char *nl = memchr(s, '\n', n - pos);
-        size_t len = nl ? (size_t)(nl - s) : n - pos;
-        pos += len + (nl ? 1 : 0);
-        if (len && s[len - 1] == '\r') len--;
-        s[len] = 0; /* we own the buffer: terminate the line in place */
-        size_t k = 0;
-        while (k < len && (s[k] == ' ' || s[k] == '\t')) k++;
-        if (k == len) continue; /* blank line */
-        buf_reset(&where);
-        buf_printf(&where, "%s:%zu", f->path, line);
-        if (utf8_check(s, len) != len) {
-            size_t first;
-            buf_reset(&fixed);
-            size_t nbad = utf8_repair(s, len, &fixed, &first);
-            if (fixed.oom) { rc = err_set(PLUMB_NOMEM, "repair"); break; }
-            say(g, PLUMB_MSG_WARN, "%s: invalid UTF-8 at byte %zu of the line "
-                "(%zu sequence%s replaced with U+FFFD)", where.p, first, nbad, nbad == 1 ? "" : "s");
-            s = fixed.p;
-            len = fixed.len;
+/* The file hash stored in files.hash: hash64 chained over 4 MiB blocks
+** (seeded with the previous block's hash), so a file can be hashed as a
+** stream; for a file of one block it is hash64(data, n, FILE_SEED). */
+#define FILE_SEED 0x66696c65ULL
+#define HASH_BLOCK ((size_t)4 << 20)
+static uint64_t hash_blocks(const char *d, size_t n) {
+    uint64_t h = FILE_SEED;
+    size_t i = 0;
+    do {
+        size_t l = n - i < HASH_BLOCK ? n - i : HASH_BLOCK;
+        h = hash64(d + i, l, h);
+        i += l;
+    } while (i < n);
+    return h;
+}
+
+/* The same hash, read from the file; 0 or -1 with errno. */
+static int hash_file(const char *path, char hex[17], int64_t *bytes) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    char *b = malloc(HASH_BLOCK);
+    if (!b) { close(fd); errno = ENOMEM; return -1; }
+    uint64_t h = FILE_SEED;
+    int64_t total = 0;
+    int first = 1;
+    for (;;) {
+        size_t got = 0;
+        while (got < HASH_BLOCK) { /* full blocks, whatever read() returns */
+            ssize_t r = read(fd, b + got, HASH_BLOCK - got);
+            if (r < 0 && errno == EINTR) continue;
+            if (r < 0) { int e = errno; free(b); close(fd); errno = e; return -1; }
+            if (r == 0) break;
+            got += (size_t)r;
         }
-        json_rec j;
-        json_rec_status js = json_rec_parse(s, &j);
-        if (js == JSON_REC_NOMEM) { json_rec_free(&j); rc = err_set(PLUMB_NOMEM, "JSONL"); break; }
-        if (js != JSON_REC_OK) {
-            g->st->bad_records++;
-            if (js == JSON_REC_NOT_OBJECT)
-                say(g, PLUMB_MSG_WARN, "%s: malformed JSON (not an object); line skipped", where.p);
-            else
-                say(g, PLUMB_MSG_WARN, "%s: malformed JSON%s near column %zu; line skipped",
-                    where.p, js == JSON_REC_TRAILING ? " (text after the object)" : "", j.err_col);
-            json_rec_free(&j);
-            continue;
-        }
-        if (!j.id) {
-            g->st->bad_records++;
-            say(g, PLUMB_MSG_WARN, "%s: record has no \"_id\" (string); line skipped", where.p);
-            json_rec_free(&j);
-            continue;
-        }
-        if (j.text_bad || j.title_bad) {
-            g->st->bad_records++;
-            say(g, PLUMB_MSG_WARN, "%s: \"%s\" of '%s' is not a string; line skipped", where.p,
-                j.text_bad ? "text" : "title", j.id);
-            json_rec_free(&j);
-            continue;
-        }
-        int dup = 0;
-        rc = store_seen_add(g->db, j.id, &dup);
-        if (rc) { json_rec_free(&j); break; }
-        if (dup)
-            say(g, PLUMB_MSG_WARN, "%s: duplicate _id '%s' in this file; the later record wins",
-                where.p, j.id);
-        plumb_doc d = {j.id, j.title, j.text, j.metadata, where.p};
-        rc = add_one(g, &d, file_id);
-        if (!rc) (*ndocs)++;
-        json_rec_free(&j);
-        if ((line & 255) == 0) report(g, 0);
+        if (got || first) h = hash64(b, got, h);
+        first = 0;
+        total += (int64_t)got;
+        if (got < HASH_BLOCK) break;
     }
+    free(b);
+    close(fd);
+    hash64_hex(h, hex);
+    *bytes = total;
+    return 0;
+}
+
+/* One JSONL line (NUL-terminated at s[len], ours to modify). */
+static plumb_status do_line(ingest *g, const fent *f, size_t line, char *s, size_t len,
+                            int64_t file_id, int64_t *ndocs, buf *fixed, buf *where) {
+    plumb_status rc = PLUMB_OK;
+    size_t k = 0;
+    while (k < len && (s[k] == ' ' || s[k] == '\t')) k++;
+    if (k == len) return PLUMB_OK; /* blank line */
+    buf_reset(where);
+    buf_printf(where, "%s:%zu", f->path, line);
+    if (utf8_check(s, len) != len) {
+        size_t first;
+        buf_reset(fixed);
+        size_t nbad = utf8_repair(s, len, fixed, &first);
+        if (fixed->oom) return err_set(PLUMB_NOMEM, "repair");
+        say(g, PLUMB_MSG_WARN, "%s: invalid UTF-8 at byte %zu of the line "
+            "(%zu sequence%s replaced with U+FFFD)", where->p, first, nbad, nbad == 1 ? "" : "s");
+        s = fixed->p;
+        len = fixed->len;
+    }
+    json_rec j;
+    json_rec_status js = json_rec_parse(s, &j);
+    if (js == JSON_REC_NOMEM) { json_rec_free(&j); return err_set(PLUMB_NOMEM, "JSONL"); }
+    if (js != JSON_REC_OK) {
+        g->st->bad_records++;
+        if (js == JSON_REC_NOT_OBJECT)
+            say(g, PLUMB_MSG_WARN, "%s: malformed JSON (not an object); line skipped", where->p);
+        else
+            say(g, PLUMB_MSG_WARN, "%s: malformed JSON%s near column %zu; line skipped",
+                where->p, js == JSON_REC_TRAILING ? " (text after the object)" : "", j.err_col);
+        json_rec_free(&j);
+        return PLUMB_OK;
+    }
+    if (!j.id) {
+        g->st->bad_records++;
+        say(g, PLUMB_MSG_WARN, "%s: record has no \"_id\" (string); line skipped", where->p);
+        json_rec_free(&j);
+        return PLUMB_OK;
+    }
+    if (j.text_bad || j.title_bad) {
+        g->st->bad_records++;
+        say(g, PLUMB_MSG_WARN, "%s: \"%s\" of '%s' is not a string; line skipped", where->p,
+            j.text_bad ? "text" : "title", j.id);
+        json_rec_free(&j);
+        return PLUMB_OK;
+    }
+    int dup = 0;
+    rc = store_seen_add(g->db, j.id, &dup);
+    if (rc) { json_rec_free(&j); return rc; }
+    if (dup)
+        say(g, PLUMB_MSG_WARN, "%s: duplicate _id '%s' in this file; the later record wins",
+            where->p, j.id);
+    plumb_doc d = {j.id, j.title, j.text, j.metadata, where->p};
+    rc = add_one(g, &d, file_id);
+    if (!rc) (*ndocs)++;
+    json_rec_free(&j);
+    return rc;
+}
+
+/* Stream a JSONL file line by line in blocks: any size, bounded memory
+** (one block plus the longest line; lines over MAX_LINE are skipped). */
+#define BLOCK ((size_t)4 << 20)
+#define MAX_LINE ((size_t)256 << 20)
+static plumb_status do_jsonl(ingest *g, const fent *f, int64_t file_id, int64_t *ndocs) {
+    plumb_status rc = store_seen_reset(g->db);
+    if (rc) return rc;
+    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return err_set(PLUMB_IO, "%s: %s", f->path, strerror(errno));
+    buf fixed = {0}, where = {0}, acc = {0};
+    size_t line = 0;
+    int skipping = 0; /* inside an over-long line */
+    char *blk = malloc(BLOCK);
+    if (!blk) rc = err_set(PLUMB_NOMEM, "%s: read buffer", f->path);
+    for (;;) {
+        if (rc) break;
+        ssize_t r = read(fd, blk, BLOCK);
+        if (r < 0 && errno == EINTR) continue;
+        if (r < 0) { rc = err_set(PLUMB_IO, "%s: %s", f->path, strerror(errno)); break; }
+        size_t n = (size_t)r, pos = 0;
+        while (!rc && pos < n) {
+            char *nl = memchr(blk + pos, '\n', n - pos);
+            size_t take = nl ? (size_t)(nl - (blk + pos)) : n - pos;
+            if (!skipping) {
+                if (acc.len + take > MAX_LINE) {
+                    skipping = 1;
+                    g->st->bad_records++;
+                    say(g, PLUMB_MSG_WARN, "%s:%zu: line longer than %zu MiB; skipped", f->path,
+                        line + 1, MAX_LINE >> 20);
+                    buf_reset(&acc);
+                } else {
+                    buf_append(&acc, blk + pos, take);
+                    if (acc.oom) { rc = err_set(PLUMB_NOMEM, "%s: line %zu", f->path, line + 1); break; }
+                }
+            }
+            pos += take;
+            if (!nl) break; /* the line continues in the next block */
+            pos++;
+            line++;
+            if (!skipping) {
+                char *sl = acc.p ? acc.p : (char *)"";
+                size_t len = acc.len;
+                if (len && sl[len - 1] == '\r') sl[--len] = 0;
+                rc = do_line(g, f, line, sl, len, file_id, ndocs, &fixed, &where);
+                if ((line & 255) == 0) report(g, 0);
+            }
+            skipping = 0;
+            buf_reset(&acc);
+        }
+        if (r == 0) { /* end of file: a last line without a newline */
+            if (!rc && !skipping && acc.len) {
+                line++;
+                size_t len = acc.len;
+                if (acc.p[len - 1] == '\r') acc.p[--len] = 0;
+                rc = do_line(g, f, line, acc.p, len, file_id, ndocs, &fixed, &where);
+            }
+            break;
+        }
+    }
+    close(fd);
+    free(blk);
+    buf_free(&acc);
     buf_free(&fixed);
     buf_free(&where);
     return rc;
@@ -456,14 +558,24 @@ static plumb_status do_file(ingest *g, const fent *f) {
             goto done;
         }
     }
-    if (read_all(f->path, &data, &n) != 0) {
-        g->st->files_skipped++;
-        say(g, PLUMB_MSG_WARN, "%s: cannot read: %s", f->path, strerror(errno));
-        goto done;
-    }
-    g->st->bytes_read += (int64_t)n;
     char hex[17];
-    hash64_hex(hash64(data, n, 0x66696c65ULL), hex);
+    if (f->k == K_JSONL) { /* streamed: hash now, read the lines later if changed */
+        int64_t nb = 0;
+        if (hash_file(f->path, hex, &nb) != 0) {
+            g->st->files_skipped++;
+            say(g, PLUMB_MSG_WARN, "%s: cannot read: %s", f->path, strerror(errno));
+            goto done;
+        }
+        g->st->bytes_read += nb;
+    } else {
+        if (read_all(f->path, &data, &n) != 0) {
+            g->st->files_skipped++;
+            say(g, PLUMB_MSG_WARN, "%s: cannot read: %s", f->path, strerror(errno));
+            goto done;
+        }
+        g->st->bytes_read += (int64_t)n;
+        hash64_hex(hash_blocks(data, n), hex);
+    }
     store_file rec;
     if ((rc = store_file_get(g->db, f->path, &rec))) goto done;
     if (rec.id && !strcmp(rec.hash, hex)) {
@@ -493,7 +605,7 @@ static plumb_status do_file(ingest *g, const fent *f) {
     if ((rc = store_file_put(g->db, f->path, f->size, f->mtime, "", 0, &file_id))) goto done;
 
     if (f->k == K_JSONL) {
-        rc = do_jsonl(g, f, data, n, file_id, &ndocs);
+        rc = do_jsonl(g, f, file_id, &ndocs);
         if (!rc && g->p->prune) {
             int64_t gone = 0;
             rc = store_prune_unseen(g->db, file_id, &gone);
