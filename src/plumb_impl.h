@@ -403,6 +403,32 @@ typedef struct bm25_info_t {
 void bm25_info(bm25_index *ix, bm25_info_t *out);
 
 /* ======================================================================
+** lsa.c -- truncated SVD of a sparse weighted term-document matrix
+** ==================================================================== */
+
+typedef struct lsa_csr {
+    uint32_t nrows, ncols;
+    uint64_t *rowptr;  /* nrows + 1 offsets into col/val */
+    uint32_t *col;     /* column (term) of each non-zero, ascending per row */
+    float *val;        /* its weight */
+} lsa_csr;
+
+typedef struct lsa_model {
+    int dim;
+    uint32_t ncols;    /* terms the model knows */
+    float *basis;      /* ncols x dim, row-major: V, so a row folds in as r V */
+    float *sigma;      /* dim singular values, descending */
+} lsa_model;
+
+/* Train: dim output dimensions, oversample extra columns, power_iters
+** subspace iterations, a fixed seed (deterministic). */
+plumb_status lsa_train(const lsa_csr *A, int dim, int oversample, int power_iters, uint64_t seed,
+                       lsa_model *out);
+/* out[dim] = normalised (sum vals[i] * basis[cols[i]]). */
+void lsa_fold(const lsa_model *m, const uint32_t *cols, const float *vals, size_t n, float *out);
+void lsa_model_free(lsa_model *m);
+
+/* ======================================================================
 ** snippet.c -- best window of a chunk with query terms highlighted
 ** ==================================================================== */
 
