@@ -68,14 +68,44 @@ static void spmm(const lsa_csr *A, const float *X, int l, float *Y) {
     }
 }
 
-/* Z (cols x l) = A^T Y, Y: rows x l. Serial scatter: columns collide. */
-static void spmm_t(const lsa_csr *A, const float *Y, int l, float *Z) {
-    memset(Z, 0, (size_t)A->ncols * (size_t)l * sizeof *Z);
-    for (uint32_t r = 0; r < A->nrows; r++) {
-        const float *y = Y + (size_t)r * (size_t)l;
+/* The transpose of A in CSR (= A in CSC), so A^T Y runs row-parallel too
+** instead of scattering into colliding columns. */
+typedef struct csr_t {
+    uint64_t *ptr; /* ncols + 1 */
+    uint32_t *row;
+    float *val;
+} csr_t;
+
+static int transpose(const lsa_csr *A, csr_t *T) {
+    uint64_t nnz = A->rowptr[A->nrows];
+    T->ptr = calloc((size_t)A->ncols + 1, sizeof *T->ptr);
+    T->row = malloc((nnz ? nnz : 1) * sizeof *T->row);
+    T->val = malloc((nnz ? nnz : 1) * sizeof *T->val);
+    if (!T->ptr || !T->row || !T->val) return -1;
+    for (uint64_t k = 0; k < nnz; k++) T->ptr[A->col[k] + 1]++;
+    for (uint32_t c = 0; c < A->ncols; c++) T->ptr[c + 1] += T->ptr[c];
+    uint64_t *fill = malloc(((size_t)A->ncols + 1) * sizeof *fill);
+    if (!fill) return -1;
+    memcpy(fill, T->ptr, ((size_t)A->ncols + 1) * sizeof *fill);
+    for (uint32_t r = 0; r < A->nrows; r++)
         for (uint64_t k = A->rowptr[r]; k < A->rowptr[r + 1]; k++) {
-            float *z = Z + (size_t)A->col[k] * (size_t)l;
-            float v = A->val[k];
+            uint64_t at = fill[A->col[k]]++;
+            T->row[at] = r;
+            T->val[at] = A->val[k];
+        }
+    free(fill);
+    return 0;
+}
+
+/* Z (cols x l) = A^T Y, Y: rows x l. */
+static void spmm_t(const lsa_csr *A, const csr_t *T, const float *Y, int l, float *Z) {
+#pragma omp parallel for schedule(dynamic, 256)
+    for (int64_t c = 0; c < (int64_t)A->ncols; c++) {
+        float *z = Z + (size_t)c * (size_t)l;
+        memset(z, 0, (size_t)l * sizeof *z);
+        for (uint64_t k = T->ptr[c]; k < T->ptr[c + 1]; k++) {
+            const float *y = Y + (size_t)T->row[k] * (size_t)l;
+            float v = T->val[k];
             for (int j = 0; j < l; j++) z[j] += v * y[j];
         }
     }
@@ -119,19 +149,23 @@ plumb_status lsa_train(const lsa_csr *A, int dim, int oversample, int power_iter
     float *Y = malloc((size_t)m * l * sizeof *Y), *Z = malloc((size_t)n * l * sizeof *Z);
     float *S = malloc(big * sizeof *S), *G = calloc((size_t)l * l, sizeof *G);
     float *w = malloc((size_t)l * sizeof *w), *V = NULL;
+    csr_t T = {0};
     plumb_status rc = PLUMB_OK;
-    if (!Y || !Z || !S || !G || !w) { rc = err_set(PLUMB_NOMEM, "lsa: %zu MB", big * 12 >> 20); goto done; }
+    if (!Y || !Z || !S || !G || !w || transpose(A, &T)) {
+        rc = err_set(PLUMB_NOMEM, "lsa: %zu MB", big * 12 >> 20);
+        goto done;
+    }
     uint64_t st = seed;
     for (size_t i = 0; i < (size_t)n * l; i++) Z[i] = gauss(&st);
     spmm(A, Z, l, Y);
     for (int q = 0; q < power_iters; q++) {
         if (orth(Y, m, l, S)) { rc = err_set(PLUMB_NOMEM, "lsa: QR failed"); goto done; }
-        spmm_t(A, Y, l, Z);
+        spmm_t(A, &T, Y, l, Z);
         if (orth(Z, n, l, S)) { rc = err_set(PLUMB_NOMEM, "lsa: QR failed"); goto done; }
         spmm(A, Z, l, Y);
     }
     if (orth(Y, m, l, S)) { rc = err_set(PLUMB_NOMEM, "lsa: QR failed"); goto done; }
-    spmm_t(A, Y, l, Z); /* Z = B^T, n x l */
+    spmm_t(A, &T, Y, l, Z); /* Z = B^T, n x l */
     /* G = B B^T = Z^T Z (l x l). Row-major Z (n x l) is the column-major
     ** l x n matrix Zc, so G = Zc Zc^T: one SYRK (upper triangle). */
     {
@@ -175,6 +209,9 @@ plumb_status lsa_train(const lsa_csr *A, int dim, int oversample, int power_iter
     out->basis = V;
     V = NULL;
 done:
+    free(T.ptr);
+    free(T.row);
+    free(T.val);
     free(Y);
     free(Z);
     free(S);
