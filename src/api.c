@@ -369,6 +369,9 @@ plumb_status plumb_search(plumb_db *db, const char *query, const plumb_search_pa
                     rc = err_set(PLUMB_NOMEM, "snippet");
                 else o[5] = arena_add(&h->arena, sn.p, sn.len);
             }
+            if (!rc && o[0] == (size_t)-1) /* NOT NULL in the schema: only damage gets here */
+                rc = err_set(PLUMB_CORRUPT, "chunk %lld: its document has no id",
+                             (long long)lh[i].rowid);
             sqlite3_reset(st);
         }
         buf_free(&sn);

@@ -103,7 +103,9 @@ plumb_status plumb_check(plumb_db *db, void (*report)(void *arg, const char *par
     store_reader_put(db, r);
     if (rc) return rc;
 
-    if (db->w) {
+    /* SQLite opens a file it may not write (chmod, chattr +i, a read-only
+    ** mount) read-only without saying so: FTS5's check needs a write. */
+    if (db->w && !sqlite3_db_readonly(db->w, "main")) {
         pthread_mutex_lock(&db->wlock);
         int src = sqlite3_exec(db->w, "INSERT INTO chunks_fts(chunks_fts, rank) "
                                       "VALUES('integrity-check', 1)", NULL, NULL, NULL);

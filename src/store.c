@@ -13,12 +13,14 @@
 */
 #include "plumb_impl.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "schema_sql.h"
 
@@ -41,6 +43,15 @@ plumb_status store_err(sqlite3 *conn, int src, const char *what) {
     }
     const char *m = conn ? sqlite3_errmsg(conn) : sqlite3_errstr(src);
     if (rc == PLUMB_FORMAT) return err_set(rc, "%s: not a plumb index (%s)", what, m);
+    /* "disk I/O error" alone names neither the file nor the likely cause
+    ** (sqlite3_system_errno() is the errno of a later call by then) */
+    const char *file = conn && rc == PLUMB_IO ? sqlite3_db_filename(conn, "main") : NULL;
+    int full = conn && (sqlite3_extended_errcode(conn) == SQLITE_IOERR_WRITE ||
+                        (src & 0xff) == SQLITE_FULL);
+    if (file && *file)
+        return err_set(rc, "%s: %s: %s%s", what, file, m,
+                       full ? " (a write failed: the disk may be full or the file over a size "
+                              "limit)" : "");
     return err_set(rc, "%s: %s", what, m);
 }
 
@@ -53,12 +64,42 @@ static plumb_status exec(sqlite3 *c, const char *sql, const char *what) {
 /* Connections                                                        */
 /* ---------------------------------------------------------------- */
 
+/* SQLite reads a WAL database through its -shm file, which it creates on
+** the first read. An index left whole at rest (no -shm) in a directory we
+** may not write (chmod 555, chattr +i, a read-only mount) can then only be
+** read as "immutable". No writer can change it there without creating a
+** -wal first; the one case left out is the directory's owner indexing
+** while such a read-only handle stays open. Returns a malloc'd URI
+** "file:PATH?immutable=1" for that case, NULL otherwise. */
+static char *immutable_uri(const char *path) {
+    size_t n = strlen(path);
+    char *p = malloc(n + 8);
+    if (!p) return NULL;
+    int ro = 0;
+    snprintf(p, n + 8, "%s-shm", path);
+    if (access(p, F_OK) != 0) {
+        const char *slash = strrchr(path, '/');
+        if (!slash) strcpy(p, ".");
+        else snprintf(p, n + 8, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+        ro = access(p, W_OK) != 0;
+    }
+    free(p);
+    if (!ro || !(p = malloc(5 + 3 * n + 13))) return NULL;
+    char *o = p + sprintf(p, "file:");
+    for (const unsigned char *c = (const unsigned char *)path; *c; c++)
+        o += isalnum(*c) || strchr("/._-~", *c) ? sprintf(o, "%c", *c) : sprintf(o, "%%%02X", *c);
+    strcpy(o, "?immutable=1");
+    return p;
+}
+
 static plumb_status connect(plumb_db *db, int readonly, int create, sqlite3 **out) {
     *out = NULL;
     int flags = SQLITE_OPEN_NOMUTEX | (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
     if (create) flags |= SQLITE_OPEN_CREATE;
     sqlite3 *c = NULL;
-    int src = sqlite3_open_v2(db->path, &c, flags, NULL);
+    char *uri = readonly ? immutable_uri(db->path) : NULL;
+    int src = sqlite3_open_v2(uri ? uri : db->path, &c, flags | (uri ? SQLITE_OPEN_URI : 0), NULL);
+    free(uri);
     if (src != SQLITE_OK) {
         plumb_status rc = store_err(c, src, db->path);
         sqlite3_close(c);

@@ -338,6 +338,16 @@ static void kept_num(int *first, const char *path, const char *opt, double want,
     kept(first, path, o, h);
 }
 
+/* Whether we may write the index file and create files beside it (its
+** -wal and -shm). */
+static int writable(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (!slash) snprintf(dir, sizeof dir, ".");
+    else snprintf(dir, sizeof dir, "%.*s", slash == path ? 1 : (int)(slash - path), path);
+    return access(path, W_OK) == 0 && access(dir, W_OK) == 0;
+}
+
 /* plumb_open ignores the creation-only settings of an existing index:
 ** tell the user which of the ones they gave differ from the stored ones. */
 static void warn_kept_settings(plumb_db *db, const char *path, const plumb_open_params *want,
@@ -487,7 +497,13 @@ int cmd_index(int argc, char **argv) {
     double t0 = cli_now();
     plumb_status rc = plumb_open(path, &op, &db);
     if (rc != PLUMB_OK) {
-        if (existed) {
+        if (existed && rc == PLUMB_IO) {
+            /* e.g. a read-only file or directory: the index may well be
+            ** fine, so this is a failed run (1), not a bad index (3) */
+            cli_fail(rc, "cannot open index '%s' for writing%s", path,
+                     writable(path) ? "" : " (the file or its directory is read-only)");
+            code = CLI_EXIT_FAIL;
+        } else if (existed) {
             code = cli_open_failed(path, rc);
         } else {
             cli_fail(rc, "cannot create index '%s'", path);
