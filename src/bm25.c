@@ -51,6 +51,7 @@
 #include <signal.h>
 #include <sys/stat.h>
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -73,6 +74,7 @@ struct bm25_index {
     pthread_mutex_t save_lock; /* one saver at a time (savers hold only the read lock) */
     char *side_path;    /* "<index>.bm25"; kept across clear() */
     int64_t index_id;   /* settings.index_id of the database */
+    /* from here on: the contents, zeroed by clear() */
     int built;
     int64_t generation; /* snapshot generation reflected */
     int64_t log_seq;    /* last lex_log seq applied */
@@ -360,15 +362,9 @@ static void clear(bm25_index *ix) {
     free(ix->sc_tft);
     free(ix->sc_tfb);
     free(ix->sc_touched);
-    pthread_rwlock_t l = ix->lock;
-    pthread_mutex_t sl = ix->save_lock;
-    char *sp = ix->side_path;
-    int64_t id = ix->index_id;
-    memset(ix, 0, sizeof *ix);
-    ix->lock = l;
-    ix->save_lock = sl;
-    ix->side_path = sp;
-    ix->index_id = id;
+    /* zero the contents only: the locks (held by the caller, watched by
+    ** other threads), the side file's path and the index id stay */
+    memset(&ix->built, 0, sizeof *ix - offsetof(bm25_index, built));
 }
 
 bm25_index *bm25_new(const char *db_path, int64_t index_id) {
