@@ -63,7 +63,8 @@ typedef enum plumb_status {
     PLUMB_HTTP,     /* an HTTP service answered with an error */
     PLUMB_TIMEOUT,  /* an operation ran out of time */
     PLUMB_NOTFOUND, /* the named document or file does not exist */
-    PLUMB_BUSY      /* the index stayed locked by another writer */
+    PLUMB_BUSY,     /* the index stayed locked by another writer */
+    PLUMB_CANCELLED /* stopped on request (a cancel flag, Ctrl-C) */
 } plumb_status;
 
 /* A short static description of a status code, never NULL. */
@@ -229,6 +230,33 @@ typedef enum plumb_scorer {
                               row: the slow exhaustive reference */
 } plumb_scorer;
 
+/* Which first-stage retrievers run. */
+typedef enum plumb_mode {
+    PLUMB_MODE_AUTO = 0, /* hybrid when the index has vectors, else lexical */
+    PLUMB_MODE_LEXICAL,  /* BM25 only (with `scorer`) */
+    PLUMB_MODE_DENSE,    /* vector search only */
+    PLUMB_MODE_HYBRID    /* BM25 top k_lex and dense top k_dense, fused */
+} plumb_mode;
+
+/* How hybrid search merges its two candidate lists. */
+typedef enum plumb_fusion {
+    PLUMB_FUSE_DEFAULT = 0, /* the index's stored default */
+    PLUMB_FUSE_MINMAX,      /* alpha*dense + (1-alpha)*lexical, each min-max
+                               normalised over its candidates */
+    PLUMB_FUSE_ZSCORE,      /* the same with z-score normalisation */
+    PLUMB_FUSE_RRF          /* sum of w/(rrf_k + rank) per source */
+} plumb_fusion;
+
+/* How dense candidates are found. */
+typedef enum plumb_vsearch {
+    PLUMB_VSEARCH_AUTO = 0, /* ANN when the index has one, else exact int8 +
+                               f32 rescoring */
+    PLUMB_VSEARCH_F32,      /* exact scan of the f32 vectors */
+    PLUMB_VSEARCH_INT8,     /* exact int8 scan, top candidates rescored in f32 */
+    PLUMB_VSEARCH_BINARY,   /* 1-bit scan, top candidates rescored in f32 */
+    PLUMB_VSEARCH_ANN       /* the index's FAISS index (PLUMB_MISUSE if none) */
+} plumb_vsearch;
+
 typedef struct plumb_search_params {
     int k;               /* hits to return (default 10; at most 10000) */
     plumb_scorer scorer; /* default PLUMB_SCORER_BM25 */
@@ -239,6 +267,17 @@ typedef struct plumb_search_params {
     int with_text;       /* 1: fill hit.text with the chunk's text (default 1) */
     int snippet_tokens;  /* snippet length in words; 0: no snippet (default 24) */
     const char *hl_open, *hl_close; /* snippet highlight markers ("[" and "]") */
+    /* ---- dense and hybrid retrieval ---- */
+    plumb_mode mode;     /* default PLUMB_MODE_AUTO */
+    int k_lex, k_dense;  /* candidates from each retriever in hybrid mode;
+                            < 0: the index's stored default */
+    plumb_fusion fusion; /* default PLUMB_FUSE_DEFAULT */
+    double alpha;        /* dense weight for MINMAX/ZSCORE, 0..1; < 0: stored */
+    double rrf_k;        /* RRF constant; < 0: stored */
+    plumb_vsearch vsearch; /* default PLUMB_VSEARCH_AUTO */
+    int ef_search;       /* HNSW efSearch / IVF nprobe; <= 0: the index's default */
+    int rerank;          /* rerank the top N fused candidates; 0: off; < 0:
+                            the index's stored default */
 } plumb_search_params;
 
 PLUMB_API void plumb_search_params_init(plumb_search_params *p);
@@ -253,6 +292,13 @@ typedef struct plumb_hit {
     const char *snippet;  /* the best window with query terms highlighted, or NULL */
     const char *source;   /* "" when none */
     const char *metadata; /* JSON text, or NULL */
+    /* per-stage evidence; NAN where the stage did not run or did not
+    ** return this chunk; ranks are 1-based, 0 when absent */
+    double score_lex;     /* BM25F */
+    double score_dense;   /* vector similarity (cosine for normalised vectors) */
+    double score_fused;   /* after fusion (hybrid) */
+    double score_rerank;  /* the reranker's score */
+    int rank_lex, rank_dense, rank_fused;
 } plumb_hit;
 
 typedef struct plumb_hits {
@@ -293,6 +339,18 @@ typedef struct plumb_stats {
     double bm25_k1, bm25_b, weight_title, weight_body;
     /* the in-memory BM25 index of this handle; all 0 before its first search */
     int64_t lex_terms, lex_postings, lex_memory_bytes;
+    /* the vector store: all 0 / "" when the index has no vectors */
+    char embedder[64];     /* "lsa", "http" ... */
+    char embed_model[128]; /* model name (for "lsa": its parameters) */
+    int vec_dim;
+    int64_t vec_count;     /* chunks with a vector */
+    int64_t vec_missing;   /* chunks still waiting for one */
+    int64_t vec_bytes;     /* bytes of vectors on disk (f32 + int8 + binary) */
+    int64_t vec_memory_bytes; /* this handle's in-memory copy (0 before its first dense search) */
+    int64_t embed_trained_chunks; /* chunks the built-in embedder was trained on */
+    int64_t embed_added_since;    /* chunks embedded by folding in since then */
+    char ann_type[64];     /* FAISS factory string, or "" without an ANN index */
+    int64_t ann_count, ann_bytes, ann_deleted;
 } plumb_stats;
 
 PLUMB_API plumb_status plumb_stats_get(plumb_db *db, plumb_stats *out);

@@ -10,6 +10,7 @@
 #include "plumb_impl.h"
 
 #include <stdio.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -250,6 +251,13 @@ void plumb_search_params_init(plumb_search_params *p) {
     p->snippet_tokens = 24;
     p->hl_open = "[";
     p->hl_close = "]";
+    p->mode = PLUMB_MODE_AUTO;
+    p->k_lex = p->k_dense = -1;
+    p->fusion = PLUMB_FUSE_DEFAULT;
+    p->alpha = p->rrf_k = -1;
+    p->vsearch = PLUMB_VSEARCH_AUTO;
+    p->ef_search = 0;
+    p->rerank = -1;
 }
 
 /* Results are one allocation for the struct and hit array plus a string
@@ -350,6 +358,9 @@ plumb_status plumb_search(plumb_db *db, const char *query, const plumb_search_pa
             plumb_hit *ht = &h->pub.hit[i];
             ht->chunk_id = lh[i].rowid;
             ht->score = lh[i].score;
+            ht->score_lex = lh[i].score;
+            ht->rank_lex = (int)i + 1;
+            ht->score_dense = ht->score_fused = ht->score_rerank = NAN;
             ht->chunk_seq = sqlite3_column_int(st, 0);
             const char *text = (const char *)sqlite3_column_text(st, 1);
             size_t tn = (size_t)sqlite3_column_bytes(st, 1);

@@ -28,6 +28,7 @@ const char *plumb_status_str(plumb_status rc) {
     case PLUMB_TIMEOUT: return "timed out";
     case PLUMB_NOTFOUND: return "not found";
     case PLUMB_BUSY: return "index is locked by another writer";
+    case PLUMB_CANCELLED: return "cancelled";
     }
     return "unknown status";
 }
