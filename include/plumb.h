@@ -278,6 +278,9 @@ typedef struct plumb_search_params {
     int ef_search;       /* HNSW efSearch / IVF nprobe; <= 0: the index's default */
     int rerank;          /* rerank the top N fused candidates; 0: off; < 0:
                             the index's stored default */
+    int log;             /* 1: record this search in the index's query log
+                            when logging is on for the index (default 1);
+                            evaluation searches set 0 */
 } plumb_search_params;
 
 PLUMB_API void plumb_search_params_init(plumb_search_params *p);

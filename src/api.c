@@ -258,6 +258,7 @@ void plumb_search_params_init(plumb_search_params *p) {
     p->vsearch = PLUMB_VSEARCH_AUTO;
     p->ef_search = 0;
     p->rerank = -1;
+    p->log = 1;
 }
 
 /* Results are one allocation for the struct and hit array plus a string

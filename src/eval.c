@@ -1169,6 +1169,8 @@ static plumb_status run_stage(plumb_db *db, result_impl *ri, const plumb_eval_st
     out->name = spool_dup(&ri->sp, stg->name, strlen(stg->name));
     out->search = stg->search;
     out->search.hl_open = out->search.hl_close = NULL;
+    plumb_search_params sprm = stg->search;
+    sprm.log = 0; /* evaluation queries stay out of the query log */
     out->q = calloc(nq ? nq : 1, sizeof *out->q);
     run = calloc(1, sizeof *run);
     if (!out->name || !out->q || !run ||
@@ -1187,7 +1189,7 @@ static plumb_status run_stage(plumb_db *db, result_impl *ri, const plumb_eval_st
         double ms = 0;
         eq->query_id = qs[i].id;
         eq->nrel = qs[i].qr->nrel;
-        rc = search_query(db, ri, &stg->search, &qs[i], p->depth, p->drop_self, kfirst,
+        rc = search_query(db, ri, &sprm, &qs[i], p->depth, p->drop_self, kfirst,
                           (int64_t)i, &sp, eq, &ri->pub.counts.self_hits_dropped, &n, &ms);
         if (rc) goto done;
         total += ms;
@@ -1207,7 +1209,7 @@ static plumb_status run_stage(plumb_db *db, result_impl *ri, const plumb_eval_st
             p->progress(p->arg, out->name, i + 1, nq);
     }
     means_of(out);
-    rc = time_stage(db, &stg->search, qs, nq, threads, out);
+    rc = time_stage(db, &sprm, qs, nq, threads, out);
     out->latency.k_eval = kfirst;
     out->latency.qps_eval = total > 0 ? (double)nq / (total / 1000.0) : 0;
 done:
