@@ -45,7 +45,7 @@ extern "C" {
 #define PLUMB_VERSION_NUMBER 1000 /* major*1000000 + minor*1000 + patch */
 /* The on-disk format this library reads and writes; plumb_open() refuses
 ** any other with PLUMB_FORMAT. See index/FORMAT.md. */
-#define PLUMB_FORMAT_VERSION 1
+#define PLUMB_FORMAT_VERSION 2
 
 /* The library's PLUMB_VERSION (may differ from the header you compiled
 ** against). Static text. */
@@ -181,6 +181,11 @@ typedef struct plumb_index_params {
     ** `msg` names the file and the line or byte offset; valid during the call. */
     void (*message)(void *arg, plumb_msg_level level, const char *msg);
     void *arg; /* passed to both callbacks */
+    /* After the files: embed the chunks that have no vector yet with
+    ** plumb_embed() (training the built-in embedder first when the index
+    ** has none). 1 by default; 0 leaves the index lexical-only. */
+    int embed;
+    const struct plumb_embed_params *embed_params; /* NULL: defaults */
 } plumb_index_params;
 
 typedef struct plumb_index_stats {
@@ -194,6 +199,10 @@ typedef struct plumb_index_stats {
     int64_t bad_records;     /* malformed JSONL lines, invalid documents */
     int64_t bytes_read;
     double elapsed_s;
+    int embed_trained;       /* the embedder was (re)trained in this run */
+    int64_t vectors_added;   /* chunks embedded in this run */
+    int64_t vectors_missing; /* chunks left without a vector */
+    double embed_s;          /* time spent training and embedding */
 } plumb_index_stats;
 
 PLUMB_API void plumb_index_params_init(plumb_index_params *p);
@@ -214,6 +223,73 @@ PLUMB_API void plumb_index_params_init(plumb_index_params *p);
 ** calling thread only, never concurrently. */
 PLUMB_API plumb_status plumb_index_paths(plumb_db *db, const char *const *paths, int npaths,
                                          const plumb_index_params *p, plumb_index_stats *stats);
+
+/* ------------------------------------------------------------------ */
+/* Embedding                                                           */
+/* ------------------------------------------------------------------ */
+/*
+** Dense vectors, one per chunk, come from the index's embedder. An index
+** has at most one at a time (an "epoch"); the vectors of a new epoch
+** replace all vectors of the old one, so the store never mixes models.
+**
+** "lsa", the built-in default, needs no model file: it learns from the
+** collection itself. Chunks are bags of the index's terms weighted
+** (1 + ln tf) * ln(N / df), terms in at least 2 chunks; a randomized
+** truncated SVD of that chunk-term matrix (src/lsa.c) gives a projection
+** of the vocabulary to `dim` dimensions. Every chunk, and every query, is
+** folded in through it and normalised to unit length (cosine similarity).
+** Chunks added later are folded in with the same projection; terms it
+** never saw do not count. When the collection has grown to more than
+** twice what the model was trained on, plumb_embed retrains on its own
+** (a new epoch), and plumb_stats_get shows how many chunks came since.
+**
+** "http" calls an OpenAI-compatible /v1/embeddings service.
+*/
+
+typedef struct plumb_embed_params {
+    const char *embedder; /* "lsa" or "http"; NULL: the index's current
+                             embedder, or "lsa" when it has none */
+    int dim;              /* lsa: dimensions (default 256; smaller
+                             collections get fewer, see plumb_embed) */
+    int retrain;          /* 1: start a new epoch: train (lsa) or switch
+                             model (http), and re-embed every chunk */
+    int min_chunks;       /* lsa: do not train below this many chunks
+                             (default 64): dense search stays off */
+    const char *url;      /* http: base URL ("http://127.0.0.1:11434/v1") */
+    const char *model;    /* http: model name */
+    const char *api_key;  /* http: NULL or "": none (never stored) */
+    int batch;            /* http: inputs per request (default 64) */
+    int concurrency;      /* http: requests in flight (default 4) */
+    long timeout_ms;      /* http: per request (default 60000) */
+    int commit_every;     /* vectors per transaction (default 2000): an
+                             interrupted run keeps what it committed and
+                             the next one continues from there */
+    /* phase "train" or "embed"; may be NULL */
+    void (*progress)(void *arg, const char *phase, int64_t done, int64_t total);
+    void (*message)(void *arg, plumb_msg_level level, const char *msg);
+    void *arg;
+    volatile int *cancel; /* set to 1 to stop at the next commit (PLUMB_CANCELLED) */
+} plumb_embed_params;
+
+typedef struct plumb_embed_stats {
+    int trained;            /* a new epoch began (trained or switched) */
+    int64_t trained_chunks; /* lsa: chunks the model learned from */
+    int dim;
+    int64_t embedded;       /* vectors written by this call */
+    int64_t missing;        /* chunks still without a vector afterwards */
+    double train_s, embed_s;
+} plumb_embed_stats;
+
+PLUMB_API void plumb_embed_params_init(plumb_embed_params *p);
+
+/* Give every chunk without a vector one, training the built-in embedder
+** first when the index has no embedder (or p->retrain, or it drifted).
+** With embedder "http" on an index whose vectors came from another
+** embedder, model or dimension: PLUMB_MISUSE naming both, unless
+** p->retrain. Too few chunks for "lsa": PLUMB_OK, nothing trained, a
+** message says so. `st` may be NULL. Takes the writer lock throughout. */
+PLUMB_API plumb_status plumb_embed(plumb_db *db, const plumb_embed_params *p,
+                                   plumb_embed_stats *st);
 
 /* ------------------------------------------------------------------ */
 /* Search                                                              */

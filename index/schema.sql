@@ -1,12 +1,12 @@
--- plumb index schema, format version 1. See FORMAT.md beside this file.
+-- plumb index schema, format version 2. See FORMAT.md beside this file.
 -- Executed once, in one transaction, when an index is created; the
 -- tokenizer arguments of chunks_fts (@LANGUAGE@, @STOPWORDS@) are filled
 -- in from the creation parameters.
 
 PRAGMA application_id = 1347177794;  -- 0x504C4D42, 'PLMB'
-PRAGMA user_version = 1;             -- PLUMB_FORMAT_VERSION
+PRAGMA user_version = 2;             -- PLUMB_FORMAT_VERSION
 
--- Index-wide settings, one row per key. Keys of format 1:
+-- Index-wide settings, one row per key. Keys of format 2:
 --   format_version  integer, must equal PLUMB_FORMAT_VERSION
 --   generation      integer, incremented by every committed write
 --   language        stemmer name given to the tokenizer ("english", "none", ...)
@@ -16,6 +16,10 @@ PRAGMA user_version = 1;             -- PLUMB_FORMAT_VERSION
 --   bm25_k1, bm25_b, weight_title, weight_body   stored BM25F defaults
 --   tokenizer       tokenizer name and version ("plumb-1")
 --   created_at      unix seconds
+--   vec_epoch       the embedder row (embedder.epoch) the vectors belong to;
+--                   0 while the index has no embedder (absent = 0)
+--   fusion, alpha, rrf_k, k_lex, k_dense, rerank   stored search defaults
+--                   (absent: the library's built-in defaults)
 CREATE TABLE settings(
   key   TEXT PRIMARY KEY,
   value ANY NOT NULL
@@ -80,4 +84,49 @@ CREATE VIRTUAL TABLE chunks_fts USING fts5(
   title, body,
   content = 'chunk_content', content_rowid = 'id',
   tokenize = 'plumb @LANGUAGE@ @STOPWORDS@'
+);
+
+-- Dense vectors: one per chunk, written by the embedder of the current
+-- epoch (settings.vec_epoch); `v` is dim float32 values in little-endian
+-- byte order, unit length (cosine similarity = inner product).
+CREATE TABLE vectors(
+  chunk INTEGER PRIMARY KEY,         -- chunks.id
+  v     BLOB NOT NULL
+);
+
+-- Every vector insert (+1) and delete (-1), in commit order, written by
+-- the triggers below in the same transaction: readers replay it to keep
+-- their in-memory vector store in step with their snapshot (src/vec.c),
+-- as lex_log does for BM25.
+CREATE TABLE vec_log(
+  seq   INTEGER PRIMARY KEY AUTOINCREMENT,
+  chunk INTEGER NOT NULL,
+  op    INTEGER NOT NULL
+);
+CREATE TRIGGER vectors_logged_in AFTER INSERT ON vectors BEGIN
+  INSERT INTO vec_log(chunk, op) VALUES(new.chunk, 1);
+END;
+CREATE TRIGGER vectors_logged_out AFTER DELETE ON vectors BEGIN
+  INSERT INTO vec_log(chunk, op) VALUES(old.chunk, -1);
+END;
+-- A chunk takes its vector with it.
+CREATE TRIGGER chunks_drop_vector AFTER DELETE ON chunks BEGIN
+  DELETE FROM vectors WHERE chunk = old.id;
+END;
+
+-- The embedder of each epoch: the built-in LSA model (vocabulary, idf
+-- and projection) or an HTTP provider's identity. Only the row of
+-- settings.vec_epoch is in use; older rows are deleted when a new epoch
+-- starts.
+CREATE TABLE embedder(
+  epoch          INTEGER PRIMARY KEY,
+  kind           TEXT NOT NULL,      -- 'lsa' or 'http'
+  model          TEXT NOT NULL,      -- lsa: "lsa-<dim>"; http: the model name
+  dim            INTEGER NOT NULL,
+  params         TEXT NOT NULL,      -- JSON: how it was made (weights, seed, url ...)
+  trained_chunks INTEGER NOT NULL,   -- lsa: chunks it was trained on; http: 0
+  created_at     INTEGER NOT NULL,
+  vocab          BLOB,               -- lsa: the terms, each NUL-terminated, column order
+  idf            BLOB,               -- lsa: float32 per term
+  basis          BLOB                -- lsa: float32, terms x dim, row-major
 );

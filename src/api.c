@@ -64,6 +64,8 @@ void plumb_close(plumb_db *db) {
     /* a handle that replayed much of the log saves the work for the next */
     if (db->w && !db->in_txn && db->bm25 && bm25_applied_since_save(db->bm25) >= 10000)
         bm25_persist(db);
+    if (db->w && !db->in_txn && db->vec && vec_applied_since_save(db->vec) >= 10000)
+        vec_persist(db, "", 0, 0, NULL);
     store_close(db);
     free(db);
 }
@@ -197,6 +199,7 @@ void plumb_index_params_init(plumb_index_params *p) {
     if (!p) return;
     memset(p, 0, sizeof *p);
     p->commit_every = 2000;
+    p->embed = 1;
 }
 
 plumb_status plumb_index_paths(plumb_db *db, const char *const *paths, int npaths,
@@ -219,7 +222,29 @@ plumb_status plumb_index_paths(plumb_db *db, const char *const *paths, int npath
         pthread_mutex_unlock(&db->wlock);
         return err_set(PLUMB_MISUSE, "plumb_index_paths: a batch is open; commit it first");
     }
-    rc = ingest_paths(db, paths, npaths, p, stats ? stats : &local);
+    plumb_index_stats *st = stats ? stats : &local;
+    rc = ingest_paths(db, paths, npaths, p, st);
+    if ((rc == PLUMB_OK || rc == PLUMB_NOTFOUND) && p->embed) {
+        /* the vectors of what was just indexed (a failure here keeps the
+        ** lexical index: it is committed; the next run embeds what is missing) */
+        plumb_embed_params ep;
+        if (p->embed_params) ep = *p->embed_params;
+        else {
+            plumb_embed_params_init(&ep);
+            ep.message = p->message;
+            ep.arg = p->arg;
+        }
+        plumb_embed_stats es = {0};
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", plumb_errmsg());
+        plumb_status erc = embed_run(db, &ep, &es);
+        st->embed_trained = es.trained;
+        st->vectors_added = es.embedded;
+        st->vectors_missing = es.missing;
+        st->embed_s = es.train_s + es.embed_s;
+        if (erc) rc = erc;
+        else err_set(rc, "%s", keep);
+    }
     pthread_mutex_unlock(&db->wlock);
     /* leave a BM25 snapshot beside the index, so the next process to
     ** search loads it instead of rebuilding; a failure here loses nothing */
@@ -232,7 +257,40 @@ plumb_status plumb_index_paths(plumb_db *db, const char *const *paths, int npath
             snprintf(m, sizeof m, "could not save the BM25 snapshot: %s", plumb_errmsg());
             p->message(p->arg, PLUMB_MSG_WARN, m);
         }
+        prc = vec_persist(db, "HNSW32,Flat", 0, 0, NULL);
+        if (prc && p->message) {
+            char m[1200];
+            snprintf(m, sizeof m, "could not save the vector snapshot: %s", plumb_errmsg());
+            p->message(p->arg, PLUMB_MSG_WARN, m);
+        }
         err_set(rc, "%s", keep);
+    }
+    return rc;
+}
+
+plumb_status plumb_embed(plumb_db *db, const plumb_embed_params *p, plumb_embed_stats *st) {
+    err_clear();
+    if (st) memset(st, 0, sizeof *st);
+    plumb_status rc = check_writable(db, "plumb_embed");
+    if (rc) return rc;
+    plumb_embed_params def;
+    if (!p) { plumb_embed_params_init(&def); p = &def; }
+    if (p->dim < 0 || p->dim > 4096) return err_set(PLUMB_MISUSE, "plumb_embed: dim must be 1..4096");
+    if (p->commit_every < 0 || p->batch < 0 || p->concurrency < 0)
+        return err_set(PLUMB_MISUSE, "plumb_embed: negative batch, concurrency or commit_every");
+    plumb_embed_stats local = {0};
+    pthread_mutex_lock(&db->wlock);
+    if (db->user_batch) {
+        pthread_mutex_unlock(&db->wlock);
+        return err_set(PLUMB_MISUSE, "plumb_embed: a batch is open; commit it first");
+    }
+    rc = embed_run(db, p, st ? st : &local);
+    pthread_mutex_unlock(&db->wlock);
+    if (rc == PLUMB_OK) {
+        char keep[1024];
+        snprintf(keep, sizeof keep, "%s", plumb_errmsg());
+        vec_persist(db, "HNSW32,Flat", 0, 0, NULL); /* a cache: failure loses nothing */
+        err_set(PLUMB_OK, "%s", keep);
     }
     return rc;
 }
@@ -261,27 +319,6 @@ void plumb_search_params_init(plumb_search_params *p) {
     p->log = 1;
 }
 
-/* Results are one allocation for the struct and hit array plus a string
-** arena, so plumb_hits_free is two frees. */
-typedef struct hits_impl {
-    plumb_hits pub;
-    buf arena;
-} hits_impl;
-
-static size_t arena_add(buf *a, const char *s, size_t n) {
-    size_t off = a->len;
-    buf_append(a, s ? s : "", s ? n : 0);
-    buf_putc(a, 0);
-    return off;
-}
-
-static int64_t read_generation(reader *r) {
-    int64_t g = -1;
-    if (sqlite3_step(r->st_gen) == SQLITE_ROW) g = sqlite3_column_int64(r->st_gen, 0);
-    sqlite3_reset(r->st_gen);
-    return g;
-}
-
 plumb_status plumb_search(plumb_db *db, const char *query, const plumb_search_params *p,
                           plumb_hits **out) {
     err_clear();
@@ -300,131 +337,16 @@ plumb_status plumb_search(plumb_db *db, const char *query, const plumb_search_pa
                             p->weight_title + p->weight_body <= 0))
         return err_set(PLUMB_MISUSE, "plumb_search: b must be <= 1 and field weights not both 0");
     if (p->snippet_tokens < 0) return err_set(PLUMB_MISUSE, "plumb_search: snippet_tokens < 0");
-
-    hits_impl *h = calloc(1, sizeof *h);
-    if (!h) return err_set(PLUMB_NOMEM, "plumb_search");
-    reader *r = NULL;
-    lex_query q = {0};
-    lex_hit *lh = NULL;
-    size_t nl = 0;
-    size_t *offs = NULL;
-    plumb_status rc = store_reader_get(db, &r);
-    if (rc) goto done;
-    rc = lex_query_parse(r->tok, query, &q);
-    if (rc) goto done;
-    int src;
-    for (int attempt = 0;; attempt++) {
-        src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
-        if (src) { rc = store_err(r->conn, src, "begin read"); goto done; }
-        h->pub.generation = read_generation(r);
-        if (p->scorer != PLUMB_SCORER_BM25 || q.nterms == 0) {
-            rc = lex_search(r, &q, p, &db->set, &lh, &nl, &h->pub.matched);
-            break;
-        }
-        rc = bm25_sync(db->bm25, r, h->pub.generation);
-        if (rc == PLUMB_BUSY && attempt < 1000) {
-            /* the index moved past this snapshot: read a newer one */
-            sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);
-            continue;
-        }
-        if (rc) break;
-        const idx_settings *set = &db->set;
-        rc = bm25_topk(db->bm25, &r->scratch, &q, p->bm25_k1 >= 0 ? p->bm25_k1 : set->k1,
-                       p->bm25_b >= 0 ? p->bm25_b : set->b,
-                       p->weight_title >= 0 ? p->weight_title : set->wt,
-                       p->weight_body >= 0 ? p->weight_body : set->wb, p->k, &lh, &nl,
-                       &h->pub.matched);
-        bm25_release(db->bm25);
-        break;
-    }
-    if (!rc && nl) {
-        /* 7 string offsets per hit, resolved to pointers once the arena
-        ** stops moving */
-        offs = malloc(nl * 7 * sizeof *offs);
-        h->pub.hit = calloc(nl, sizeof *h->pub.hit);
-        if (!offs || !h->pub.hit) rc = err_set(PLUMB_NOMEM, "plumb_search");
-        buf sn = {0};
-        for (size_t i = 0; !rc && i < nl; i++) {
-            sqlite3_stmt *st = r->st_hit;
-            sqlite3_bind_int64(st, 1, lh[i].rowid);
-            src = sqlite3_step(st);
-            if (src != SQLITE_ROW) {
-                rc = src == SQLITE_DONE
-                         ? err_set(PLUMB_CORRUPT, "chunk %lld is in the lexical index but not "
-                                   "in the chunks table", (long long)lh[i].rowid)
-                         : store_err(r->conn, src, "read hit");
-                sqlite3_reset(st);
-                break;
-            }
-            plumb_hit *ht = &h->pub.hit[i];
-            ht->chunk_id = lh[i].rowid;
-            ht->score = lh[i].score;
-            ht->score_lex = lh[i].score;
-            ht->rank_lex = (int)i + 1;
-            ht->score_dense = ht->score_fused = ht->score_rerank = NAN;
-            ht->chunk_seq = sqlite3_column_int(st, 0);
-            const char *text = (const char *)sqlite3_column_text(st, 1);
-            size_t tn = (size_t)sqlite3_column_bytes(st, 1);
-            size_t *o = offs + i * 7;
-            for (int c = 2; c <= 5; c++)
-                o[c - 2] = sqlite3_column_type(st, c) == SQLITE_NULL
-                               ? (size_t)-1
-                               : arena_add(&h->arena, (const char *)sqlite3_column_text(st, c),
-                                           (size_t)sqlite3_column_bytes(st, c));
-            o[4] = p->with_text ? arena_add(&h->arena, text, tn) : (size_t)-1;
-            o[5] = (size_t)-1;
-            if (p->snippet_tokens > 0 && text) {
-                buf_reset(&sn);
-                if (snippet_build(r->tok, text, tn, &q, p->snippet_tokens,
-                                  p->hl_open ? p->hl_open : "", p->hl_close ? p->hl_close : "",
-                                  &sn))
-                    rc = err_set(PLUMB_NOMEM, "snippet");
-                else o[5] = arena_add(&h->arena, sn.p, sn.len);
-            }
-            if (!rc && o[0] == (size_t)-1) /* NOT NULL in the schema: only damage gets here */
-                rc = err_set(PLUMB_CORRUPT, "chunk %lld: its document has no id",
-                             (long long)lh[i].rowid);
-            sqlite3_reset(st);
-        }
-        buf_free(&sn);
-        if (!rc && h->arena.oom) rc = err_set(PLUMB_NOMEM, "plumb_search");
-        if (!rc) {
-            for (size_t i = 0; i < nl; i++) {
-                plumb_hit *ht = &h->pub.hit[i];
-                size_t *o = offs + i * 7;
-                const char *a = h->arena.p;
-                ht->doc_id = a + o[0];
-                ht->title = o[1] == (size_t)-1 ? "" : a + o[1];
-                ht->source = o[2] == (size_t)-1 ? "" : a + o[2];
-                ht->metadata = o[3] == (size_t)-1 ? NULL : a + o[3];
-                ht->text = o[4] == (size_t)-1 ? NULL : a + o[4];
-                ht->snippet = o[5] == (size_t)-1 ? NULL : a + o[5];
-            }
-            h->pub.n = nl;
-        }
-    }
-    sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);
-done:
-    free(offs);
-    free(lh);
-    lex_query_free(&q);
-    if (r) store_reader_put(db, r);
-    if (rc) {
-        free(h->pub.hit);
-        buf_free(&h->arena);
-        free(h);
-        return rc;
-    }
-    *out = &h->pub;
-    return PLUMB_OK;
-}
-
-void plumb_hits_free(plumb_hits *hits) {
-    if (!hits) return;
-    hits_impl *h = (hits_impl *)hits;
-    free(h->pub.hit);
-    buf_free(&h->arena);
-    free(h);
+    if ((unsigned)p->mode > PLUMB_MODE_HYBRID)
+        return err_set(PLUMB_MISUSE, "plumb_search: unknown mode %d", (int)p->mode);
+    if ((unsigned)p->fusion > PLUMB_FUSE_RRF)
+        return err_set(PLUMB_MISUSE, "plumb_search: unknown fusion %d", (int)p->fusion);
+    if ((unsigned)p->vsearch > PLUMB_VSEARCH_ANN)
+        return err_set(PLUMB_MISUSE, "plumb_search: unknown vector search %d", (int)p->vsearch);
+    if (p->alpha > 1) return err_set(PLUMB_MISUSE, "plumb_search: alpha must be in 0..1 (got %g)", p->alpha);
+    if (p->k_lex > MAX_K || p->k_dense > MAX_K)
+        return err_set(PLUMB_MISUSE, "plumb_search: k_lex and k_dense must be at most %d", MAX_K);
+    return search_run(db, query, p, out);
 }
 
 plumb_status plumb_stats_get(plumb_db *db, plumb_stats *out) {

@@ -226,9 +226,15 @@ typedef struct idx_settings {
     int stopwords;
     int chunk_tokens, chunk_overlap;
     double k1, b, wt, wb;
+    /* hybrid search defaults (built-in values unless stored) */
+    int fusion;                 /* plumb_fusion, never PLUMB_FUSE_DEFAULT */
+    double alpha, rrf_k;
+    int k_lex, k_dense, rerank;
 } idx_settings;
 
 typedef struct bm25_index bm25_index;
+typedef struct vec_index vec_index;
+typedef struct embed_cache embed_cache;
 
 /* Per-reader scoring scratch (bm25.c): a dense accumulator over ordinals. */
 typedef struct bm25_scratch {
@@ -270,6 +276,8 @@ struct plumb_db {
     pthread_mutex_t plock;      /* guards pool */
     reader *pool;               /* idle reader connections */
     bm25_index *bm25;           /* the in-memory top-k index (bm25.c) */
+    vec_index *vec;             /* the in-memory vector store (vec.c) */
+    embed_cache *emb;           /* the embedder models in use (embed.c) */
     int64_t log_rows;           /* lex_log inserts since open (truncation check) */
 };
 
@@ -403,6 +411,82 @@ typedef struct bm25_info_t {
 void bm25_info(bm25_index *ix, bm25_info_t *out);
 
 /* ======================================================================
+** vec.c -- in-memory vector store in step with the `vectors` table;
+** exact SIMD and FAISS top-k (see the file's header)
+** ==================================================================== */
+
+vec_index *vec_new(const char *db_path, int64_t index_id);
+void vec_free(vec_index *v);
+/* As bm25_sync: bring the store to the reader's snapshot generation; on
+** PLUMB_OK its read lock is held until vec_release(). PLUMB_BUSY: the
+** store is ahead of this snapshot; take a newer one. */
+plumb_status vec_sync(vec_index *v, reader *r, int64_t gen);
+void vec_release(vec_index *v);
+/* Under the read lock: */
+uint32_t vec_dim(const vec_index *v);     /* 0: no vectors in this epoch */
+int64_t vec_epoch(const vec_index *v);
+uint32_t vec_live(const vec_index *v);
+/* Top-k chunks by inner product with q (dim floats, unit length).
+** *out malloc'd, score descending then chunk id ascending. */
+plumb_status vec_topk(const vec_index *v, const float *q, int k, plumb_vsearch how, int ef,
+                      lex_hit **out, size_t *nout);
+/* Exact similarity of one chunk's vector to q; NAN when it has none. */
+double vec_score(const vec_index *v, const float *q, int64_t cid);
+/* Write the side file "<index>.vec" when the store holds >= 20,000
+** vectors (PLUMB_VEC_SIDE_MIN) and the file is missing or 5% behind;
+** build the FAISS index "<index>.ann" from ann_factory when ann_force,
+** or when the store holds >= 500,000 vectors (PLUMB_ANN_MIN) and
+** ann_factory is non-empty, and the existing one is missing or stale
+** (10% of slots added or 20% deleted since). ef_search <= 0: default. */
+plumb_status vec_persist(plumb_db *db, const char *ann_factory, int ann_force, int ef_search,
+                         int *ann_built);
+int64_t vec_applied_since_save(vec_index *v);
+typedef struct vec_info_t {
+    int built;
+    uint32_t dim, live, slots, ann_n;
+    int64_t bytes, ann_bytes, ann_deleted;
+    char ann_type[64];
+} vec_info_t;
+void vec_info(vec_index *v, vec_info_t *out);
+/* plumb_check's part: the table against the store, and the side file. */
+plumb_status vec_verify(plumb_db *db, void (*report)(void *, const char *, const char *),
+                        void *arg, int64_t *problems);
+
+/* ======================================================================
+** embed.c -- embedders (built-in LSA, HTTP) and the embedding job
+** ==================================================================== */
+
+typedef struct embed_model embed_model;
+
+embed_cache *embed_cache_new(void);
+void embed_cache_free(embed_cache *c);
+/* The model of `epoch`, read through conn when the handle's cache holds
+** another; release with embed_model_put. */
+plumb_status embed_model_get(plumb_db *db, sqlite3 *conn, int64_t epoch, embed_model **out);
+void embed_model_put(embed_model *m);
+int embed_model_dim(const embed_model *m);
+const char *embed_model_kind(const embed_model *m);
+/* out[dim]: the query's unit vector; *usable 0 when it has no known term. */
+plumb_status embed_query(const embed_model *m, tok_ctx *tok, const char *query, float *out,
+                         int *usable);
+/* plumb_embed's work; the caller holds wlock and no transaction is open. */
+plumb_status embed_run(plumb_db *db, const plumb_embed_params *p, plumb_embed_stats *st);
+/* Embedder and vector fields of plumb_stats, read through conn (inside
+** the caller's read transaction); out->chunks must be set. */
+plumb_status embed_info(plumb_db *db, sqlite3 *conn, plumb_stats *out);
+
+/* embed_http.c -- the OpenAI-compatible embedding provider over http.c */
+/* Embed n texts into out (n x dim); a dimension other than dim is an error naming both. */
+plumb_status embed_http_batch(const char *url, const char *model, int dim,
+                              const plumb_embed_params *p, const char *const *texts, size_t n,
+                              float *out);
+/* Ask the service for one embedding to learn the model's dimension. */
+plumb_status embed_http_probe(const plumb_embed_params *p, int *dim);
+/* One query (key and timeouts from the environment: PLUMB_EMBED_API_KEY). */
+plumb_status embed_http_query(const char *url, const char *model, int dim, const char *query,
+                              float *out, int *usable);
+
+/* ======================================================================
 ** lsa.c -- truncated SVD of a sparse weighted term-document matrix
 ** ==================================================================== */
 
@@ -427,6 +511,32 @@ plumb_status lsa_train(const lsa_csr *A, int dim, int oversample, int power_iter
 /* out[dim] = normalised (sum vals[i] * basis[cols[i]]). */
 void lsa_fold(const lsa_model *m, const uint32_t *cols, const float *vals, size_t n, float *out);
 void lsa_model_free(lsa_model *m);
+
+/* ======================================================================
+** fuse.c -- hybrid fusion of lexical and dense candidates
+** ==================================================================== */
+
+typedef struct fuse_cand {
+    int64_t rowid;
+    double lex, dense;          /* NAN where the source has no score */
+    int rank_lex, rank_dense;   /* 1-based; 0 where the list lacks it */
+    double fused;
+} fuse_cand;
+
+/* The union of two ranked lists (out needs nl + nd entries), in no
+** particular order. Returns its size. */
+size_t fuse_union(const lex_hit *lex, size_t nl, const lex_hit *dense, size_t nd, fuse_cand *out);
+/* Set c[i].fused by `how` (not DEFAULT) and sort best first, ties by
+** ascending chunk id. Definitions in fuse.c's header. */
+void fuse_score(fuse_cand *c, size_t n, plumb_fusion how, double alpha, double rrf_k);
+
+/* ======================================================================
+** search.c -- the search pipeline behind plumb_search
+** ==================================================================== */
+
+/* p is validated and complete (no NULL). */
+plumb_status search_run(plumb_db *db, const char *query, const plumb_search_params *p,
+                        plumb_hits **out);
 
 /* ======================================================================
 ** snippet.c -- best window of a chunk with query terms highlighted

@@ -127,6 +127,12 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
     idx_settings *s = &db->set;
     memset(s, 0, sizeof *s);
     s->format_version = -1;
+    /* hybrid defaults: measured in bench/RESULTS.md ("Hybrid") */
+    s->fusion = PLUMB_FUSE_MINMAX;
+    s->alpha = 0.3;
+    s->rrf_k = 60;
+    s->k_lex = s->k_dense = 100;
+    s->rerank = 0;
     int seen = 0;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(st, 0);
@@ -145,6 +151,12 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
         else if (!strcmp(k, "bm25_b")) s->b = sqlite3_column_double(st, 1);
         else if (!strcmp(k, "weight_title")) s->wt = sqlite3_column_double(st, 1);
         else if (!strcmp(k, "weight_body")) s->wb = sqlite3_column_double(st, 1);
+        else if (!strcmp(k, "fusion")) s->fusion = sqlite3_column_int(st, 1);
+        else if (!strcmp(k, "alpha")) s->alpha = sqlite3_column_double(st, 1);
+        else if (!strcmp(k, "rrf_k")) s->rrf_k = sqlite3_column_double(st, 1);
+        else if (!strcmp(k, "k_lex")) s->k_lex = sqlite3_column_int(st, 1);
+        else if (!strcmp(k, "k_dense")) s->k_dense = sqlite3_column_int(st, 1);
+        else if (!strcmp(k, "rerank")) s->rerank = sqlite3_column_int(st, 1);
     }
     plumb_status rc = src == SQLITE_DONE ? PLUMB_OK : store_err(c, src, db->path);
     sqlite3_finalize(st);
@@ -293,7 +305,11 @@ plumb_status store_open(plumb_db *db, const char *path, const plumb_open_params 
     }
     rc = read_settings(db, c);
     if (rc) goto done;
-    if (!(db->bm25 = bm25_new(path, db->set.index_id))) { rc = err_set(PLUMB_NOMEM, "open"); goto done; }
+    if (!(db->bm25 = bm25_new(path, db->set.index_id)) ||
+        !(db->vec = vec_new(path, db->set.index_id)) || !(db->emb = embed_cache_new())) {
+        rc = err_set(PLUMB_NOMEM, "open");
+        goto done;
+    }
     if (!p->readonly) {
         /* make sure WAL is on even for an index created by an older run */
         rc = exec(c, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
@@ -340,6 +356,8 @@ void store_close(plumb_db *db) {
     }
     tok_free(db->wtok);
     bm25_free(db->bm25);
+    vec_free(db->vec);
+    embed_cache_free(db->emb);
     pthread_mutex_destroy(&db->wlock);
     pthread_mutex_destroy(&db->plock);
     free(db->path);
@@ -814,8 +832,9 @@ plumb_status store_stats(plumb_db *db, plumb_stats *out) {
     out->chunks = count(r->conn, "SELECT count(*) FROM chunks", &src);
     out->files = count(r->conn, "SELECT count(*) FROM files", &src);
     if (!src) fts_totals(r->conn, &out->tokens_title, &out->tokens_body);
-    sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);
     if (src) rc = store_err(r->conn, src, "statistics");
+    else rc = embed_info(db, r->conn, out);
+    sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);
     store_reader_put(db, r);
     if (rc) return rc;
     snprintf(out->language, sizeof out->language, "%s", db->set.language);
@@ -833,9 +852,18 @@ plumb_status store_stats(plumb_db *db, plumb_stats *out) {
         out->lex_postings = bi.postings;
         out->lex_memory_bytes = bi.bytes;
     }
+    vec_info_t vi;
+    vec_info(db->vec, &vi);
+    if (vi.built) {
+        out->vec_memory_bytes = vi.bytes;
+        out->ann_count = vi.ann_n;
+        out->ann_bytes = vi.ann_bytes;
+        out->ann_deleted = vi.ann_deleted;
+        snprintf(out->ann_type, sizeof out->ann_type, "%s", vi.ann_type);
+    }
     out->db_bytes = 0;
-    const char *sfx[] = {"", "-wal"};
-    for (int i = 0; i < 2; i++) {
+    const char *sfx[] = {"", "-wal", ".bm25", ".vec", ".ann"};
+    for (int i = 0; i < 5; i++) {
         char p[4096];
         struct stat sb;
         snprintf(p, sizeof p, "%s%s", db->path, sfx[i]);

@@ -447,7 +447,7 @@ expect_out "documents" "stats lists documents"
 expect_out "[KM]iB|[0-9] B" "stats shows the size for humans"
 run stats --db "$DB" --json
 expect_rc 0 "stats --json"
-expect_json 'd["format_version"] == 1 and d["generation"] > 0' "stats: format, generation"
+expect_json 'd["format_version"] == 2 and d["generation"] > 0' "stats: format, generation"
 expect_json 'd["documents"] >= 2 and d["chunks"] >= d["documents"] and d["db_bytes"] > 0' "stats: counts"
 expect_json 'd["language"] == "english" and d["stopwords"] is True' "stats: default settings"
 PLUMB_DB=$DB "$PLUMB" stats --json >"$OUT" 2>"$ERR"

@@ -1,0 +1,322 @@
+/*
+** search.c -- the search pipeline behind plumb_search().
+**
+** One read transaction per search, so every stage and every field of
+** every hit come from the same snapshot:
+**   1. lexical candidates: BM25F top-k on the in-memory index (bm25.c),
+**      or FTS5's ranking for the baseline scorers (lex.c);
+**   2. dense candidates: the query embedded by the index's embedder
+**      (embed.c), top-k over the vector store (vec.c); in hybrid mode the
+**      exact dense score of every lexical candidate is looked up too;
+**   3. fusion (fuse.c) of the two lists in hybrid mode;
+**   4. the hits' chunk and document fields, texts and snippets.
+** Mode AUTO is hybrid when the snapshot has vectors and the query has a
+** term the embedder knows, lexical otherwise. When the in-memory
+** indexes are ahead of the snapshot (another thread caught them up to a
+** newer one), the search starts over on a newer snapshot.
+*/
+#include "plumb_impl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Results are one allocation for the struct and hit array plus a string
+** arena, so plumb_hits_free is two frees. */
+typedef struct hits_impl {
+    plumb_hits pub;
+    buf arena;
+} hits_impl;
+
+static size_t arena_add(buf *a, const char *s, size_t n) {
+    size_t off = a->len;
+    buf_append(a, s ? s : "", s ? n : 0);
+    buf_putc(a, 0);
+    return off;
+}
+
+static int64_t read_generation(reader *r) {
+    int64_t g = -1;
+    if (sqlite3_step(r->st_gen) == SQLITE_ROW) g = sqlite3_column_int64(r->st_gen, 0);
+    sqlite3_reset(r->st_gen);
+    return g;
+}
+
+static int64_t read_epoch(reader *r, int *src) {
+    sqlite3_stmt *st = NULL;
+    int64_t e = 0;
+    *src = sqlite3_prepare_v2(r->conn, "SELECT value FROM settings WHERE key = 'vec_epoch'", -1,
+                              &st, NULL);
+    if (!*src) {
+        int s = sqlite3_step(st);
+        if (s == SQLITE_ROW) e = sqlite3_column_int64(st, 0);
+        else if (s != SQLITE_DONE) *src = s;
+    }
+    sqlite3_finalize(st);
+    return e;
+}
+
+/* One ranked candidate on its way to becoming a hit. */
+typedef struct ranked {
+    int64_t rowid;
+    double score, lex, dense, fused;
+    int rank_lex, rank_dense, rank_fused;
+} ranked;
+
+/* The stages, inside the open read transaction. *busy: an in-memory
+** index is ahead of this snapshot. */
+static plumb_status stages(plumb_db *db, reader *r, const lex_query *q, const float *qv,
+                           int64_t gen, const plumb_search_params *p, plumb_mode mode, int *busy,
+                           ranked **out, size_t *nout, int64_t *matched) {
+    const idx_settings *set = &db->set;
+    *busy = 0;
+    *out = NULL;
+    *nout = 0;
+    lex_hit *lh = NULL, *dh = NULL;
+    size_t nl = 0, nd = 0;
+    plumb_status rc = PLUMB_OK;
+    int k = p->k;
+    int k_lex = p->k_lex >= 0 ? p->k_lex : set->k_lex;
+    int k_dense = p->k_dense >= 0 ? p->k_dense : set->k_dense;
+    if (mode == PLUMB_MODE_HYBRID) {
+        if (k_lex < k) k_lex = k;
+        if (k_dense < k) k_dense = k;
+    } else {
+        k_lex = k_dense = k;
+    }
+    if (mode != PLUMB_MODE_DENSE) {
+        if (p->scorer != PLUMB_SCORER_BM25 || q->nterms == 0) {
+            plumb_search_params lp = *p;
+            lp.k = k_lex;
+            rc = lex_search(r, q, &lp, set, &lh, &nl, matched);
+        } else {
+            rc = bm25_sync(db->bm25, r, gen);
+            if (rc == PLUMB_BUSY) { *busy = 1; return PLUMB_OK; }
+            if (rc) return rc;
+            rc = bm25_topk(db->bm25, &r->scratch, q, p->bm25_k1 >= 0 ? p->bm25_k1 : set->k1,
+                           p->bm25_b >= 0 ? p->bm25_b : set->b,
+                           p->weight_title >= 0 ? p->weight_title : set->wt,
+                           p->weight_body >= 0 ? p->weight_body : set->wb, k_lex, &lh, &nl,
+                           matched);
+            bm25_release(db->bm25);
+        }
+        if (rc) goto done;
+    }
+    if (mode != PLUMB_MODE_LEXICAL && qv) {
+        rc = vec_sync(db->vec, r, gen);
+        if (rc == PLUMB_BUSY) { *busy = 1; rc = PLUMB_OK; goto done; }
+        if (rc) goto done;
+        vec_index *v = db->vec;
+        rc = vec_topk(v, qv, k_dense, p->vsearch, p->ef_search, &dh, &nd);
+        if (!rc && mode == PLUMB_MODE_HYBRID) {
+            size_t nc = nl + nd;
+            fuse_cand *c = malloc((nc ? nc : 1) * sizeof *c);
+            ranked *o = malloc((nc ? nc : 1) * sizeof *o);
+            if (!c || !o) {
+                free(c);
+                free(o);
+                rc = err_set(PLUMB_NOMEM, "fuse");
+            } else {
+                nc = fuse_union(lh, nl, dh, nd, c);
+                for (size_t i = 0; i < nc; i++)
+                    if (isnan(c[i].dense)) c[i].dense = vec_score(v, qv, c[i].rowid);
+                plumb_fusion how = p->fusion != PLUMB_FUSE_DEFAULT ? p->fusion
+                                                                   : (plumb_fusion)set->fusion;
+                double alpha = p->alpha >= 0 ? p->alpha : set->alpha;
+                double rrf_k = p->rrf_k >= 0 ? p->rrf_k : set->rrf_k;
+                fuse_score(c, nc, how, alpha, rrf_k);
+                if (nc > (size_t)k) nc = (size_t)k;
+                for (size_t i = 0; i < nc; i++)
+                    o[i] = (ranked){c[i].rowid, c[i].fused, c[i].lex, c[i].dense, c[i].fused,
+                                    c[i].rank_lex, c[i].rank_dense, (int)i + 1};
+                free(c);
+                *out = o;
+                *nout = nc;
+            }
+        }
+        vec_release(v);
+        if (rc || mode == PLUMB_MODE_HYBRID) goto done;
+    }
+    {
+        /* one list: lexical or dense */
+        int dense = mode == PLUMB_MODE_DENSE;
+        lex_hit *src = dense ? dh : lh;
+        size_t n = dense ? nd : nl;
+        ranked *o = malloc((n ? n : 1) * sizeof *o);
+        if (!o) { rc = err_set(PLUMB_NOMEM, "search"); goto done; }
+        for (size_t i = 0; i < n; i++)
+            o[i] = dense ? (ranked){src[i].rowid, src[i].score, NAN, src[i].score, NAN, 0,
+                                    (int)i + 1, 0}
+                         : (ranked){src[i].rowid, src[i].score, src[i].score, NAN, NAN,
+                                    (int)i + 1, 0, 0};
+        *out = o;
+        *nout = n;
+    }
+done:
+    free(lh);
+    free(dh);
+    return rc;
+}
+
+/* Chunk and document fields of each ranked candidate into h. */
+static plumb_status fetch_hits(reader *r, const lex_query *q, const plumb_search_params *p,
+                               const ranked *rk, size_t nl, hits_impl *h) {
+    plumb_status rc = PLUMB_OK;
+    /* 7 string offsets per hit, resolved to pointers once the arena stops moving */
+    size_t *offs = malloc(nl * 7 * sizeof *offs);
+    h->pub.hit = calloc(nl, sizeof *h->pub.hit);
+    if (!offs || !h->pub.hit) rc = err_set(PLUMB_NOMEM, "plumb_search");
+    buf sn = {0};
+    for (size_t i = 0; !rc && i < nl; i++) {
+        sqlite3_stmt *st = r->st_hit;
+        sqlite3_bind_int64(st, 1, rk[i].rowid);
+        int src = sqlite3_step(st);
+        if (src != SQLITE_ROW) {
+            rc = src == SQLITE_DONE
+                     ? err_set(PLUMB_CORRUPT, "chunk %lld was retrieved but is not in the "
+                               "chunks table", (long long)rk[i].rowid)
+                     : store_err(r->conn, src, "read hit");
+            sqlite3_reset(st);
+            break;
+        }
+        plumb_hit *ht = &h->pub.hit[i];
+        ht->chunk_id = rk[i].rowid;
+        ht->score = rk[i].score;
+        ht->score_lex = rk[i].lex;
+        ht->score_dense = rk[i].dense;
+        ht->score_fused = rk[i].fused;
+        ht->score_rerank = NAN;
+        ht->rank_lex = rk[i].rank_lex;
+        ht->rank_dense = rk[i].rank_dense;
+        ht->rank_fused = rk[i].rank_fused;
+        ht->chunk_seq = sqlite3_column_int(st, 0);
+        const char *text = (const char *)sqlite3_column_text(st, 1);
+        size_t tn = (size_t)sqlite3_column_bytes(st, 1);
+        size_t *o = offs + i * 7;
+        for (int c = 2; c <= 5; c++)
+            o[c - 2] = sqlite3_column_type(st, c) == SQLITE_NULL
+                           ? (size_t)-1
+                           : arena_add(&h->arena, (const char *)sqlite3_column_text(st, c),
+                                       (size_t)sqlite3_column_bytes(st, c));
+        o[4] = p->with_text ? arena_add(&h->arena, text, tn) : (size_t)-1;
+        o[5] = (size_t)-1;
+        if (p->snippet_tokens > 0 && text) {
+            buf_reset(&sn);
+            if (snippet_build(r->tok, text, tn, q, p->snippet_tokens, p->hl_open ? p->hl_open : "",
+                              p->hl_close ? p->hl_close : "", &sn))
+                rc = err_set(PLUMB_NOMEM, "snippet");
+            else o[5] = arena_add(&h->arena, sn.p, sn.len);
+        }
+        if (!rc && o[0] == (size_t)-1) /* NOT NULL in the schema: only damage gets here */
+            rc = err_set(PLUMB_CORRUPT, "chunk %lld: its document has no id", (long long)rk[i].rowid);
+        sqlite3_reset(st);
+    }
+    buf_free(&sn);
+    if (!rc && h->arena.oom) rc = err_set(PLUMB_NOMEM, "plumb_search");
+    if (!rc) {
+        for (size_t i = 0; i < nl; i++) {
+            plumb_hit *ht = &h->pub.hit[i];
+            size_t *o = offs + i * 7;
+            const char *a = h->arena.p;
+            ht->doc_id = a + o[0];
+            ht->title = o[1] == (size_t)-1 ? "" : a + o[1];
+            ht->source = o[2] == (size_t)-1 ? "" : a + o[2];
+            ht->metadata = o[3] == (size_t)-1 ? NULL : a + o[3];
+            ht->text = o[4] == (size_t)-1 ? NULL : a + o[4];
+            ht->snippet = o[5] == (size_t)-1 ? NULL : a + o[5];
+        }
+        h->pub.n = nl;
+    }
+    free(offs);
+    return rc;
+}
+
+plumb_status search_run(plumb_db *db, const char *query, const plumb_search_params *p,
+                        plumb_hits **out) {
+    hits_impl *h = calloc(1, sizeof *h);
+    if (!h) return err_set(PLUMB_NOMEM, "plumb_search");
+    reader *r = NULL;
+    lex_query q = {0};
+    ranked *rk = NULL;
+    size_t nr = 0;
+    float *qv = NULL;
+    embed_model *em = NULL;
+    int64_t qv_epoch = -1;
+    int in_txn = 0;
+    plumb_status rc = store_reader_get(db, &r);
+    if (rc) goto done;
+    rc = lex_query_parse(r->tok, query, &q);
+    if (rc) goto done;
+    for (int attempt = 0;; attempt++) {
+        int src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
+        if (src) { rc = store_err(r->conn, src, "begin read"); goto done; }
+        in_txn = 1;
+        h->pub.generation = read_generation(r);
+        plumb_mode mode = p->mode;
+        if (mode != PLUMB_MODE_LEXICAL) {
+            int64_t epoch = read_epoch(r, &src);
+            if (src) { rc = store_err(r->conn, src, "read vector settings"); goto done; }
+            if (epoch <= 0) {
+                if (mode == PLUMB_MODE_DENSE || mode == PLUMB_MODE_HYBRID) {
+                    rc = err_set(PLUMB_MISUSE, "the index has no vectors: run plumb index "
+                                 "(which embeds by default) or plumb_embed() first");
+                    goto done;
+                }
+            } else if (epoch != qv_epoch) {
+                /* embed the query once per epoch (an HTTP embedder is slow) */
+                embed_model_put(em);
+                em = NULL;
+                free(qv);
+                qv = NULL;
+                qv_epoch = -1;
+                rc = embed_model_get(db, r->conn, epoch, &em);
+                if (!rc && !(qv = malloc((size_t)embed_model_dim(em) * sizeof *qv)))
+                    rc = err_set(PLUMB_NOMEM, "plumb_search");
+                int usable = 0;
+                if (!rc) rc = embed_query(em, r->tok, query, qv, &usable);
+                if (rc) goto done;
+                if (!usable) { free(qv); qv = NULL; }
+                qv_epoch = epoch;
+            }
+            if (mode == PLUMB_MODE_AUTO) mode = qv ? PLUMB_MODE_HYBRID : PLUMB_MODE_LEXICAL;
+            else if (mode == PLUMB_MODE_HYBRID && !qv) mode = PLUMB_MODE_LEXICAL;
+        }
+        int busy = 0;
+        h->pub.matched = 0;
+        rc = stages(db, r, &q, qv, h->pub.generation, p, mode, &busy, &rk, &nr, &h->pub.matched);
+        if (rc) goto done;
+        if (busy && attempt < 1000) {
+            /* an in-memory index moved past this snapshot: read a newer one */
+            sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);
+            in_txn = 0;
+            continue;
+        }
+        if (busy) { rc = err_set(PLUMB_BUSY, "plumb_search: the index kept changing"); goto done; }
+        break;
+    }
+    if (nr) rc = fetch_hits(r, &q, p, rk, nr, h);
+done:
+    if (in_txn) sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);
+    free(rk);
+    free(qv);
+    embed_model_put(em);
+    lex_query_free(&q);
+    if (r) store_reader_put(db, r);
+    if (rc) {
+        free(h->pub.hit);
+        buf_free(&h->arena);
+        free(h);
+        return rc;
+    }
+    *out = &h->pub;
+    return PLUMB_OK;
+}
+
+void plumb_hits_free(plumb_hits *hits) {
+    if (!hits) return;
+    hits_impl *h = (hits_impl *)hits;
+    free(h->pub.hit);
+    buf_free(&h->arena);
+    free(h);
+}
