@@ -269,6 +269,14 @@ typedef struct plumb_embed_params {
     void (*message)(void *arg, plumb_msg_level level, const char *msg);
     void *arg;
     volatile int *cancel; /* set to 1 to stop at the next commit (PLUMB_CANCELLED) */
+    /* Approximate search index (FAISS), saved beside the index as
+    ** <index>.ann: NULL or "auto": "HNSW32,Flat" once the index holds
+    ** 500,000 vectors (environment PLUMB_ANN_MIN overrides); "none": never;
+    ** any other FAISS factory string ("HNSW32,Flat", "IVF1024,SQ8" ...):
+    ** build it now whatever the size. It is rebuilt when 10% of the
+    ** vectors were added or 20% deleted since. */
+    const char *ann;
+    int ann_ef;           /* default efSearch (HNSW) / nprobe (IVF); 0: 64 / 16 */
 } plumb_embed_params;
 
 typedef struct plumb_embed_stats {

@@ -18,8 +18,9 @@ PRAGMA user_version = 2;             -- PLUMB_FORMAT_VERSION
 --   created_at      unix seconds
 --   vec_epoch       the embedder row (embedder.epoch) the vectors belong to;
 --                   0 while the index has no embedder (absent = 0)
---   fusion, alpha, rrf_k, k_lex, k_dense, rerank   stored search defaults
---                   (absent: the library's built-in defaults)
+--   fusion, alpha, rrf_k, k_lex, k_dense, rerank, prf_docs, prf_weight
+--                   stored search defaults (absent: the library's built-in
+--                   defaults: minmax, 0.5, 60, 100, 100, 0, 3, 1.0)
 CREATE TABLE settings(
   key   TEXT PRIMARY KEY,
   value ANY NOT NULL

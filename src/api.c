@@ -202,6 +202,17 @@ void plumb_index_params_init(plumb_index_params *p) {
     p->embed = 1;
 }
 
+/* The vector side files after embedding. An ANN index asked for by name
+** must be built (its failure is the caller's error); the automatic one
+** and the snapshot are caches whose failure loses nothing. */
+static plumb_status persist_vectors(plumb_db *db, const plumb_embed_params *p) {
+    const char *ann = p && p->ann ? p->ann : "auto";
+    int force = strcmp(ann, "auto") && strcmp(ann, "none");
+    plumb_status rc = vec_persist(db, !strcmp(ann, "none") ? "" : force ? ann : "HNSW32,Flat",
+                                  force, p ? p->ann_ef : 0, NULL);
+    return force ? rc : PLUMB_OK;
+}
+
 plumb_status plumb_index_paths(plumb_db *db, const char *const *paths, int npaths,
                                const plumb_index_params *p, plumb_index_stats *stats) {
     err_clear();
@@ -257,7 +268,7 @@ plumb_status plumb_index_paths(plumb_db *db, const char *const *paths, int npath
             snprintf(m, sizeof m, "could not save the BM25 snapshot: %s", plumb_errmsg());
             p->message(p->arg, PLUMB_MSG_WARN, m);
         }
-        prc = vec_persist(db, "HNSW32,Flat", 0, 0, NULL);
+        prc = p->embed ? persist_vectors(db, p->embed_params) : PLUMB_OK;
         if (prc && p->message) {
             char m[1200];
             snprintf(m, sizeof m, "could not save the vector snapshot: %s", plumb_errmsg());
@@ -289,8 +300,8 @@ plumb_status plumb_embed(plumb_db *db, const plumb_embed_params *p, plumb_embed_
     if (rc == PLUMB_OK) {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", plumb_errmsg());
-        vec_persist(db, "HNSW32,Flat", 0, 0, NULL); /* a cache: failure loses nothing */
-        err_set(PLUMB_OK, "%s", keep);
+        rc = persist_vectors(db, p);
+        if (rc == PLUMB_OK) err_set(PLUMB_OK, "%s", keep);
     }
     return rc;
 }

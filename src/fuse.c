@@ -16,6 +16,14 @@
 ** Dense scores of lexical candidates that the dense list missed are
 ** exact (the caller computes them from the stored vectors), so only the
 ** lexical side ever lacks a value. Ties: ascending chunk id.
+**
+** Pools. The lists may be deeper than the fusion's candidate counts
+** (an evaluation ranks 1,000 documents; fusion takes the top 100 of each
+** list). Only the pool -- the top pool_lex lexical and top pool_dense
+** dense candidates -- defines the normalisation and ranks first; a
+** lexical score or rank beyond pool_lex counts as absent. Candidates
+** outside the pool follow, in the same formula's order. So the top of a
+** deep fused list is exactly the fused list a k = 10 search returns.
 */
 #include "plumb_impl.h"
 
@@ -30,6 +38,7 @@ static int cmp_rowid(const void *a, const void *b) {
 
 static int cmp_fused(const void *a, const void *b) {
     const fuse_cand *x = a, *y = b;
+    if (x->pool != y->pool) return x->pool ? -1 : 1;
     if (x->fused != y->fused) return x->fused > y->fused ? -1 : 1;
     return x->rowid < y->rowid ? -1 : x->rowid > y->rowid;
 }
@@ -37,7 +46,7 @@ static int cmp_fused(const void *a, const void *b) {
 size_t fuse_union(const lex_hit *lex, size_t nl, const lex_hit *dense, size_t nd, fuse_cand *out) {
     size_t n = 0;
     for (size_t i = 0; i < nl; i++)
-        out[n++] = (fuse_cand){lex[i].rowid, lex[i].score, NAN, (int)i + 1, 0, 0};
+        out[n++] = (fuse_cand){lex[i].rowid, lex[i].score, NAN, (int)i + 1, 0, 0, 0, NAN};
     qsort(out, n, sizeof *out, cmp_rowid);
     size_t base = n;
     for (size_t i = 0; i < nd; i++) {
@@ -47,7 +56,7 @@ size_t fuse_union(const lex_hit *lex, size_t nl, const lex_hit *dense, size_t nd
             f->dense = dense[i].score;
             f->rank_dense = (int)i + 1;
         } else {
-            out[n++] = (fuse_cand){dense[i].rowid, NAN, dense[i].score, 0, (int)i + 1, 0};
+            out[n++] = (fuse_cand){dense[i].rowid, NAN, dense[i].score, 0, (int)i + 1, 0, 0, NAN};
         }
     }
     return n;
@@ -55,12 +64,17 @@ size_t fuse_union(const lex_hit *lex, size_t nl, const lex_hit *dense, size_t nd
 
 typedef struct moments { double lo, hi, mean, sd; size_t n; } moments;
 
-static moments stats_of(const fuse_cand *c, size_t n, int dense) {
+static int in_pool(const fuse_cand *c, int pl, int pd) {
+    return (c->rank_lex && c->rank_lex <= pl) || (c->rank_dense && c->rank_dense <= pd);
+}
+
+/* Moments over the pool's members (see above). */
+static moments stats_of(const fuse_cand *c, size_t n, int dense, int pl, int pd) {
     moments m = {INFINITY, -INFINITY, 0, 0, 0};
     double s = 0, s2 = 0;
     for (size_t i = 0; i < n; i++) {
         double x = dense ? c[i].dense : c[i].lex;
-        if (isnan(x)) continue;
+        if (isnan(x) || !in_pool(&c[i], pl, pd)) continue;
         if (x < m.lo) m.lo = x;
         if (x > m.hi) m.hi = x;
         s += x;
@@ -70,7 +84,7 @@ static moments stats_of(const fuse_cand *c, size_t n, int dense) {
     m.mean = s / (double)m.n;
     for (size_t i = 0; i < n; i++) {
         double x = dense ? c[i].dense : c[i].lex;
-        if (!isnan(x)) s2 += (x - m.mean) * (x - m.mean);
+        if (!isnan(x) && in_pool(&c[i], pl, pd)) s2 += (x - m.mean) * (x - m.mean);
     }
     m.sd = sqrt(s2 / (double)m.n);
     return m;
@@ -86,15 +100,33 @@ static double norm(double x, const moments *m, plumb_fusion how) {
     return m->hi > m->lo ? (x - m->lo) / (m->hi - m->lo) : 1;
 }
 
-void fuse_score(fuse_cand *c, size_t n, plumb_fusion how, double alpha, double rrf_k) {
-    if (how == PLUMB_FUSE_RRF) {
-        for (size_t i = 0; i < n; i++)
-            c[i].fused = (c[i].rank_lex ? (1 - alpha) / (rrf_k + c[i].rank_lex) : 0) +
-                         (c[i].rank_dense ? alpha / (rrf_k + c[i].rank_dense) : 0);
-    } else {
-        moments ml = stats_of(c, n, 0), md = stats_of(c, n, 1);
-        for (size_t i = 0; i < n; i++)
-            c[i].fused = (1 - alpha) * norm(c[i].lex, &ml, how) + alpha * norm(c[i].dense, &md, how);
+void fuse_score(fuse_cand *c, size_t n, plumb_fusion how, double alpha, double rrf_k,
+                int pool_lex, int pool_dense) {
+    for (size_t i = 0; i < n; i++) {
+        c[i].pool = in_pool(&c[i], pool_lex, pool_dense);
+        if (c[i].rank_lex > pool_lex) { /* beyond the lexical pool: absent */
+            c[i].lex_out = c[i].lex;
+            c[i].lex = NAN;
+        }
     }
+    if (how == PLUMB_FUSE_RRF) {
+        for (size_t i = 0; i < n; i++) {
+            int rl = c[i].rank_lex, rd = c[i].rank_dense;
+            if (c[i].pool) {
+                if (rl > pool_lex) rl = 0;
+                if (rd > pool_dense) rd = 0;
+            }
+            c[i].fused = (rl ? (1 - alpha) / (rrf_k + rl) : 0) + (rd ? alpha / (rrf_k + rd) : 0);
+        }
+    } else {
+        moments ml = stats_of(c, n, 0, pool_lex, pool_dense);
+        moments md = stats_of(c, n, 1, pool_lex, pool_dense);
+        for (size_t i = 0; i < n; i++) {
+            double lx = c[i].pool ? c[i].lex : (isnan(c[i].lex) ? c[i].lex_out : c[i].lex);
+            c[i].fused = (1 - alpha) * norm(lx, &ml, how) + alpha * norm(c[i].dense, &md, how);
+        }
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!isnan(c[i].lex_out)) c[i].lex = c[i].lex_out; /* report the true score */
     qsort(c, n, sizeof *c, cmp_fused);
 }

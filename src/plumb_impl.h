@@ -230,6 +230,8 @@ typedef struct idx_settings {
     int fusion;                 /* plumb_fusion, never PLUMB_FUSE_DEFAULT */
     double alpha, rrf_k;
     int k_lex, k_dense, rerank;
+    int prf_docs;               /* dense pseudo-relevance feedback (search.c) */
+    double prf_weight;
 } idx_settings;
 
 typedef struct bm25_index bm25_index;
@@ -432,6 +434,8 @@ plumb_status vec_topk(const vec_index *v, const float *q, int k, plumb_vsearch h
                       lex_hit **out, size_t *nout);
 /* Exact similarity of one chunk's vector to q; NAN when it has none. */
 double vec_score(const vec_index *v, const float *q, int64_t cid);
+/* Chunk cid's f32 vector, or NULL when it has none. */
+const float *vec_get(const vec_index *v, int64_t cid);
 /* Write the side file "<index>.vec" when the store holds >= 20,000
 ** vectors (PLUMB_VEC_SIDE_MIN) and the file is missing or 5% behind;
 ** build the FAISS index "<index>.ann" from ann_factory when ann_force,
@@ -521,14 +525,18 @@ typedef struct fuse_cand {
     double lex, dense;          /* NAN where the source has no score */
     int rank_lex, rank_dense;   /* 1-based; 0 where the list lacks it */
     double fused;
+    int pool;                   /* set by fuse_score: inside the fusion pool */
+    double lex_out;             /* scratch for fuse_score */
 } fuse_cand;
 
 /* The union of two ranked lists (out needs nl + nd entries), in no
 ** particular order. Returns its size. */
 size_t fuse_union(const lex_hit *lex, size_t nl, const lex_hit *dense, size_t nd, fuse_cand *out);
-/* Set c[i].fused by `how` (not DEFAULT) and sort best first, ties by
-** ascending chunk id. Definitions in fuse.c's header. */
-void fuse_score(fuse_cand *c, size_t n, plumb_fusion how, double alpha, double rrf_k);
+/* Set c[i].fused by `how` (not DEFAULT) and sort best first (the pool
+** of the top pool_lex / pool_dense of each list first), ties by ascending
+** chunk id. Definitions in fuse.c's header. */
+void fuse_score(fuse_cand *c, size_t n, plumb_fusion how, double alpha, double rrf_k,
+                int pool_lex, int pool_dense);
 
 /* ======================================================================
 ** search.c -- the search pipeline behind plumb_search

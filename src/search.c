@@ -6,8 +6,12 @@
 **   1. lexical candidates: BM25F top-k on the in-memory index (bm25.c),
 **      or FTS5's ranking for the baseline scorers (lex.c);
 **   2. dense candidates: the query embedded by the index's embedder
-**      (embed.c), top-k over the vector store (vec.c); in hybrid mode the
-**      exact dense score of every lexical candidate is looked up too;
+**      (embed.c), top-k over the vector store (vec.c). In hybrid mode the
+**      query vector first moves towards the vectors of the best lexical
+**      candidates (pseudo-relevance feedback: q + w * mean of the top m,
+**      renormalised; m = 3, w = 1 by default, settings prf_docs and
+**      prf_weight), and the exact dense score of every lexical
+**      candidate is looked up too;
 **   3. fusion (fuse.c) of the two lists in hybrid mode;
 **   4. the hits' chunk and document fields, texts and snippets.
 ** Mode AUTO is hybrid when the snapshot has vectors and the query has a
@@ -77,9 +81,11 @@ static plumb_status stages(plumb_db *db, reader *r, const lex_query *q, const fl
     size_t nl = 0, nd = 0;
     plumb_status rc = PLUMB_OK;
     int k = p->k;
-    int k_lex = p->k_lex >= 0 ? p->k_lex : set->k_lex;
-    int k_dense = p->k_dense >= 0 ? p->k_dense : set->k_dense;
+    int pool_lex = p->k_lex >= 0 ? p->k_lex : set->k_lex;
+    int pool_dense = p->k_dense >= 0 ? p->k_dense : set->k_dense;
+    int k_lex = pool_lex, k_dense = pool_dense;
     if (mode == PLUMB_MODE_HYBRID) {
+        /* deeper lists than the pools only extend the tail (fuse.c) */
         if (k_lex < k) k_lex = k;
         if (k_dense < k) k_dense = k;
     } else {
@@ -108,6 +114,25 @@ static plumb_status stages(plumb_db *db, reader *r, const lex_query *q, const fl
         if (rc == PLUMB_BUSY) { *busy = 1; rc = PLUMB_OK; goto done; }
         if (rc) goto done;
         vec_index *v = db->vec;
+        float *qq = NULL;
+        if (mode == PLUMB_MODE_HYBRID && nl > 0) {
+            /* pseudo-relevance feedback in the dense space: move the query
+            ** towards the vectors of the best lexical candidates */
+            int prf_m = set->prf_docs;
+            double prf_w = set->prf_weight;
+            uint32_t d = vec_dim(v);
+            if (prf_m > 0 && prf_w > 0 && (qq = malloc(d * sizeof *qq))) {
+                memcpy(qq, qv, d * sizeof *qq);
+                for (size_t i = 0; i < nl && i < (size_t)prf_m; i++) {
+                    const float *x = vec_get(v, lh[i].rowid);
+                    if (x) for (uint32_t j = 0; j < d; j++) qq[j] += (float)(prf_w / prf_m) * x[j];
+                }
+                double nn = 0;
+                for (uint32_t j = 0; j < d; j++) nn += (double)qq[j] * qq[j];
+                if (nn > 0) for (uint32_t j = 0; j < d; j++) qq[j] /= (float)sqrt(nn);
+                qv = qq;
+            }
+        }
         rc = vec_topk(v, qv, k_dense, p->vsearch, p->ef_search, &dh, &nd);
         if (!rc && mode == PLUMB_MODE_HYBRID) {
             size_t nc = nl + nd;
@@ -125,7 +150,7 @@ static plumb_status stages(plumb_db *db, reader *r, const lex_query *q, const fl
                                                                    : (plumb_fusion)set->fusion;
                 double alpha = p->alpha >= 0 ? p->alpha : set->alpha;
                 double rrf_k = p->rrf_k >= 0 ? p->rrf_k : set->rrf_k;
-                fuse_score(c, nc, how, alpha, rrf_k);
+                fuse_score(c, nc, how, alpha, rrf_k, pool_lex, pool_dense);
                 if (nc > (size_t)k) nc = (size_t)k;
                 for (size_t i = 0; i < nc; i++)
                     o[i] = (ranked){c[i].rowid, c[i].fused, c[i].lex, c[i].dense, c[i].fused,
@@ -136,6 +161,7 @@ static plumb_status stages(plumb_db *db, reader *r, const lex_query *q, const fl
             }
         }
         vec_release(v);
+        free(qq);
         if (rc || mode == PLUMB_MODE_HYBRID) goto done;
     }
     {

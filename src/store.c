@@ -129,10 +129,12 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
     s->format_version = -1;
     /* hybrid defaults: measured in bench/RESULTS.md ("Hybrid") */
     s->fusion = PLUMB_FUSE_MINMAX;
-    s->alpha = 0.3;
+    s->alpha = 0.5;
     s->rrf_k = 60;
     s->k_lex = s->k_dense = 100;
     s->rerank = 0;
+    s->prf_docs = 3;
+    s->prf_weight = 1.0;
     int seen = 0;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(st, 0);
@@ -157,6 +159,8 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
         else if (!strcmp(k, "k_lex")) s->k_lex = sqlite3_column_int(st, 1);
         else if (!strcmp(k, "k_dense")) s->k_dense = sqlite3_column_int(st, 1);
         else if (!strcmp(k, "rerank")) s->rerank = sqlite3_column_int(st, 1);
+        else if (!strcmp(k, "prf_docs")) s->prf_docs = sqlite3_column_int(st, 1);
+        else if (!strcmp(k, "prf_weight")) s->prf_weight = sqlite3_column_double(st, 1);
     }
     plumb_status rc = src == SQLITE_DONE ? PLUMB_OK : store_err(c, src, db->path);
     sqlite3_finalize(st);
@@ -867,7 +871,10 @@ plumb_status store_stats(plumb_db *db, plumb_stats *out) {
         char p[4096];
         struct stat sb;
         snprintf(p, sizeof p, "%s%s", db->path, sfx[i]);
-        if (stat(p, &sb) == 0) out->db_bytes += (int64_t)sb.st_size;
+        if (stat(p, &sb) == 0) {
+            out->db_bytes += (int64_t)sb.st_size;
+            if (i == 3) out->vec_bytes += (int64_t)sb.st_size; /* the .vec side file */
+        }
     }
     return PLUMB_OK;
 }

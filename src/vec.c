@@ -532,6 +532,13 @@ double vec_score(const vec_index *v, const float *q, int64_t cid) {
     return kern_dot_f32(q, v->f32 + (size_t)(v->cval[s] - 1) * v->dim, v->dim);
 }
 
+const float *vec_get(const vec_index *v, int64_t cid) {
+    if (!v->ncslot) return NULL;
+    uint32_t s = cmap_slot(v, cid);
+    if (!v->cval[s] || !is_live(v, v->cval[s] - 1)) return NULL;
+    return v->f32 + (size_t)(v->cval[s] - 1) * v->dim;
+}
+
 /* ---------------------------------------------------------------- */
 /* Side files                                                         */
 /* ---------------------------------------------------------------- */

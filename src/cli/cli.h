@@ -143,5 +143,20 @@ int cmd_check(int argc, char **argv);
 void cmd_check_help(FILE *f);
 int cmd_eval(int argc, char **argv);
 void cmd_eval_help(FILE *f);
+int cmd_embed(int argc, char **argv);
+void cmd_embed_help(FILE *f);
+
+/* Embedding options shared by `plumb index` and `plumb embed`
+** (cmd_embed.c): put CLI_EMBED_OPTS in the option table and pass the ids
+** it returns to cli_embed_opt(). */
+enum { E_DIM = 100, E_EMBEDDER, E_URL, E_MODEL, E_ANN, E_ANNEF, E_BATCH, E_CONC };
+#define CLI_EMBED_OPTS                                                              \
+    {"dim", 0, 1, E_DIM}, {"embedder", 0, 1, E_EMBEDDER}, {"embed-url", 0, 1, E_URL},  \
+    {"embed-model", 0, 1, E_MODEL}, {"ann", 0, 1, E_ANN}, {"ann-ef", 0, 1, E_ANNEF}, \
+    {"embed-batch", 0, 1, E_BATCH}, {"embed-concurrency", 0, 1, E_CONC}
+int cli_embed_opt(const cli_parser *ps, int id, plumb_embed_params *ep);
+const char *cli_embed_help_text(void);
+/* URL, model and API key from $PLUMB_EMBED_URL/_MODEL/_API_KEY when not given. */
+void cli_embed_env(plumb_embed_params *ep);
 
 #endif /* PLUMB_CLI_H */

@@ -59,6 +59,12 @@ enum {
     O_METRIC,
     O_PERMS,
     O_SEED,
+    O_ALPHA,
+    O_FUSION,
+    O_KLEX,
+    O_KDENSE,
+    O_DIM,
+    O_VSEARCH,
     O_QUIET,
     O_VERBOSE,
     O_HELP
@@ -94,6 +100,12 @@ static const cli_opt opts[] = {
     {"metric", 0, 1, O_METRIC},
     {"permutations", 0, 1, O_PERMS},
     {"seed", 0, 1, O_SEED},
+    {"alpha", 0, 1, O_ALPHA},
+    {"fusion", 0, 1, O_FUSION},
+    {"k-lex", 0, 1, O_KLEX},
+    {"k-dense", 0, 1, O_KDENSE},
+    {"dim", 0, 1, O_DIM},
+    {"vsearch", 0, 1, O_VSEARCH},
     {"quiet", 'q', 0, O_QUIET},
     {"verbose", 'v', 0, O_VERBOSE},
     {"help", 'h', 0, O_HELP},
@@ -156,6 +168,15 @@ void cmd_eval_help(FILE *f) {
             "  --stages LIST        comma-separated stages to run side by side (default bm25):\n"
             "                         bm25  plumb's BM25F\n"
             "                         fts5  SQLite FTS5's bm25() (k1=1.2, b=0.75), a baseline\n"
+            "                         dense  vector search with the index's embedder\n"
+            "                         hybrid BM25 and dense candidates fused (--fusion, --alpha)\n"
+            "                         rrf    hybrid with reciprocal rank fusion\n"
+            "  --fusion F           minmax, zscore or rrf (default: the index's, minmax)\n"
+            "  --alpha X            dense weight in fusion, 0..1 (default: the index's, 0.5)\n"
+            "  --k-lex N, --k-dense N   candidates from each retriever (default 100)\n"
+            "  --vsearch V          f32, int8, binary or ann (default: int8 from 20,000 vectors)\n"
+            "  --dim N              built-in embedder dimensions when the index is built\n"
+            "                       (default 256)\n"
             "  --k1 X, --b X        BM25 parameters of the bm25 stage (default: the index's)\n"
             "  --title-weight X, --body-weight X   BM25F field weights (default: the index's)\n"
             "  --depth N            documents ranked per query, 10..10000 (default %d)\n"
@@ -392,10 +413,16 @@ typedef struct index_info {
 } index_info;
 
 /* Build an index of `corpus` at `path` (created with `op`). */
-static int build_index(const char *path, const plumb_open_params *op, const char *corpus, ui *u,
-                       index_info *ii, plumb_db **out) {
+static int build_index(const char *path, const plumb_open_params *op, int dim, const char *corpus,
+                       ui *u, index_info *ii, plumb_db **out) {
     plumb_index_params ip;
     plumb_index_params_init(&ip);
+    plumb_embed_params ep;
+    plumb_embed_params_init(&ep);
+    ep.dim = dim;
+    ep.message = on_message;
+    ep.arg = u;
+    ip.embed_params = &ep;
     ip.commit_every = 1 << 30; /* one transaction: the bulk-load path */
     ip.progress = on_index_progress;
     ip.message = on_message;
@@ -418,13 +445,13 @@ static int build_index(const char *path, const plumb_open_params *op, const char
 /* Open the index for the corpus: --db, or the cache (building it under a
 ** temporary name when it is missing, incomplete, damaged or --reindex). */
 static int open_index(const char *dbopt, const char *cacheopt, int reindex,
-                      const plumb_open_params *op, const char *corpus, const char *dsdir,
+                      const plumb_open_params *op, int dim, const char *corpus, const char *dsdir,
                       const char *dsname, ui *u, index_info *ii, plumb_db **db) {
     int code;
     *db = NULL;
     if (dbopt) {
         snprintf(ii->path, sizeof ii->path, "%s", dbopt);
-        if ((code = build_index(dbopt, op, corpus, u, ii, db))) return code;
+        if ((code = build_index(dbopt, op, dim, corpus, u, ii, db))) return code;
         note(u, "index %s: %s (%.2f s)", dbopt, ii->built ? "updated" : "up to date",
              ii->build_s);
         return 0;
@@ -450,10 +477,10 @@ static int open_index(const char *dbopt, const char *cacheopt, int reindex,
         return CLI_EXIT_USAGE;
     }
     char key[PATH_MAX + 512];
-    snprintf(key, sizeof key, "plumb-eval-index|%s|%d|%s|%lld|%lld.%09ld|%s|%d|%d|%d",
+    snprintf(key, sizeof key, "plumb-eval-index|%s|%d|%s|%lld|%lld.%09ld|%s|%d|%d|%d|dim%d",
              plumb_libversion(), PLUMB_FORMAT_VERSION, real, (long long)cs.st_size,
              (long long)cs.st_mtim.tv_sec, (long)cs.st_mtim.tv_nsec, op->language,
-             op->stopwords, op->chunk_tokens, op->chunk_overlap);
+             op->stopwords, op->chunk_tokens, op->chunk_overlap, dim);
     uint64_t h = fnv1a(0xcbf29ce484222325ull, key);
     if (snprintf(ii->path, sizeof ii->path, "%s/%s-%016" PRIx64 ".db", rdir, dsname, h) >=
         (int)sizeof ii->path) {
@@ -477,16 +504,16 @@ static int open_index(const char *dbopt, const char *cacheopt, int reindex,
         note(u, "cached index %s is unusable; rebuilding it", ii->path);
     }
     snprintf(tmp, sizeof tmp, "%s.tmp%ld", ii->path, (long)getpid());
-    static const char *const sfx[3] = {"", "-wal", "-shm"};
-    for (int i = 0; i < 3; i++) {
+    static const char *const sfx[6] = {"", "-wal", "-shm", ".bm25", ".vec", ".ann"};
+    for (int i = 0; i < 6; i++) {
         char f[PATH_MAX + 40];
         snprintf(f, sizeof f, "%s%s", tmp, sfx[i]);
         remove(f);
     }
-    if ((code = build_index(tmp, op, corpus, u, ii, db))) {
+    if ((code = build_index(tmp, op, dim, corpus, u, ii, db))) {
         plumb_close(*db);
         *db = NULL;
-        for (int i = 0; i < 3; i++) {
+        for (int i = 0; i < 6; i++) {
             char f[PATH_MAX + 40];
             snprintf(f, sizeof f, "%s%s", tmp, sfx[i]);
             remove(f);
@@ -495,7 +522,7 @@ static int open_index(const char *dbopt, const char *cacheopt, int reindex,
     }
     plumb_close(*db); /* checkpoints the WAL into the file */
     *db = NULL;
-    for (int i = 2; i >= 0; i--) {
+    for (int i = 5; i >= 0; i--) {
         char f[PATH_MAX + 40], t[PATH_MAX + 40];
         snprintf(f, sizeof f, "%s%s", tmp, sfx[i]);
         snprintf(t, sizeof t, "%s%s", ii->path, sfx[i]);
@@ -767,6 +794,8 @@ typedef struct opts_t {
     double k1, b, wt, wb;
     int latency_k;
     char lang[64];
+    double alpha;
+    int fusion, k_lex, k_dense, dim, vsearch;
 } opts_t;
 
 static int parse_opts(int argc, char **argv, opts_t *o, int *help) {
@@ -834,6 +863,23 @@ static int parse_opts(int argc, char **argv, opts_t *o, int *help) {
             o->cp.seed = (uint64_t)v;
             break;
         }
+        case O_ALPHA: bad = cli_num_arg(&ps, 0, 1, &o->alpha); break;
+        case O_FUSION:
+            if (!strcmp(ps.val, "minmax")) o->fusion = PLUMB_FUSE_MINMAX;
+            else if (!strcmp(ps.val, "zscore")) o->fusion = PLUMB_FUSE_ZSCORE;
+            else if (!strcmp(ps.val, "rrf")) o->fusion = PLUMB_FUSE_RRF;
+            else return cli_usage("eval", "%s: expected minmax, zscore or rrf, got '%s'", ps.name, ps.val);
+            break;
+        case O_KLEX: bad = cli_int_arg(&ps, 1, 10000, &o->k_lex); break;
+        case O_KDENSE: bad = cli_int_arg(&ps, 1, 10000, &o->k_dense); break;
+        case O_DIM: bad = cli_int_arg(&ps, 2, 4096, &o->dim); break;
+        case O_VSEARCH:
+            if (!strcmp(ps.val, "f32")) o->vsearch = PLUMB_VSEARCH_F32;
+            else if (!strcmp(ps.val, "int8")) o->vsearch = PLUMB_VSEARCH_INT8;
+            else if (!strcmp(ps.val, "binary")) o->vsearch = PLUMB_VSEARCH_BINARY;
+            else if (!strcmp(ps.val, "ann")) o->vsearch = PLUMB_VSEARCH_ANN;
+            else return cli_usage("eval", "%s: expected f32, int8, binary or ann, got '%s'", ps.name, ps.val);
+            break;
         case O_QUIET: o->quiet = 1; o->verbose = 0; break;
         case O_VERBOSE: o->verbose = 1; o->quiet = 0; break;
         case O_HELP: *help = 1; return 0;
@@ -883,16 +929,31 @@ static int parse_stages(const opts_t *o, plumb_eval_stage *st, int max, char nam
         plumb_search_params_init(&st[n].search);
         if (o->latency_k) st[n].search.k = o->latency_k;
         st[n].name = names[n];
+        plumb_search_params *sp = &st[n].search;
+        sp->bm25_k1 = o->k1;
+        sp->bm25_b = o->b;
+        sp->weight_title = o->wt;
+        sp->weight_body = o->wb;
+        sp->alpha = o->alpha;
+        sp->fusion = (plumb_fusion)o->fusion;
+        sp->k_lex = o->k_lex ? o->k_lex : -1;
+        sp->k_dense = o->k_dense ? o->k_dense : -1;
+        sp->vsearch = (plumb_vsearch)o->vsearch;
         if (strcmp(names[n], "bm25") == 0) {
-            st[n].search.bm25_k1 = o->k1;
-            st[n].search.bm25_b = o->b;
-            st[n].search.weight_title = o->wt;
-            st[n].search.weight_body = o->wb;
+            sp->mode = PLUMB_MODE_LEXICAL;
         } else if (strcmp(names[n], "fts5") == 0) {
-            st[n].search.scorer = PLUMB_SCORER_FTS5;
+            sp->mode = PLUMB_MODE_LEXICAL;
+            sp->scorer = PLUMB_SCORER_FTS5;
+        } else if (strcmp(names[n], "dense") == 0) {
+            sp->mode = PLUMB_MODE_DENSE;
+        } else if (strcmp(names[n], "hybrid") == 0) {
+            sp->mode = PLUMB_MODE_HYBRID;
+        } else if (strcmp(names[n], "rrf") == 0) {
+            sp->mode = PLUMB_MODE_HYBRID;
+            sp->fusion = PLUMB_FUSE_RRF;
         } else {
-            cli_usage("eval", "--stages: unknown stage '%s' (known: bm25, fts5; dense, hybrid "
-                      "and rerank arrive with those stages)", names[n]);
+            cli_usage("eval", "--stages: unknown stage '%s' (known: bm25, fts5, dense, hybrid, "
+                      "rrf)", names[n]);
             return -1;
         }
         for (int k = 0; k < n; k++)
@@ -1031,6 +1092,8 @@ int cmd_eval(int argc, char **argv) {
     plumb_eval_params_init(&o.ep);
     plumb_compare_params_init(&o.cp);
     o.k1 = o.b = o.wt = o.wb = -1;
+    o.alpha = -1;
+    o.dim = 256;
     o.split = "test";
     if ((code = parse_opts(argc, argv, &o, &help))) return code;
     if (help) {
@@ -1089,7 +1152,7 @@ int cmd_eval(int argc, char **argv) {
         goto done;
     }
 
-    if ((code = open_index(o.db, o.cache, o.reindex, &o.op, corpus, o.dir, dsname, &u, &ii, &db)))
+    if ((code = open_index(o.db, o.cache, o.reindex, &o.op, o.dim, corpus, o.dir, dsname, &u, &ii, &db)))
         goto done;
     if ((rc = plumb_stats_get(db, &ii.st))) {
         cli_fail(rc, "cannot read the index statistics");

@@ -38,7 +38,8 @@ enum {
     O_JSON,
     O_QUIET,
     O_VERBOSE,
-    O_HELP
+    O_HELP,
+    O_NOEMBED
 };
 
 static const cli_opt opts[] = {
@@ -58,6 +59,8 @@ static const cli_opt opts[] = {
     {"quiet", 'q', 0, O_QUIET},
     {"verbose", 'v', 0, O_VERBOSE},
     {"help", 'h', 0, O_HELP},
+    {"no-embed", 0, 0, O_NOEMBED},
+    CLI_EMBED_OPTS,
     {NULL, 0, 0, 0},
 };
 
@@ -82,12 +85,19 @@ void cmd_index_help(FILE *f) {
             "  --prune              remove documents whose file vanished from under the\n"
             "                       given directories, or from a changed JSONL file\n"
             "  --follow-links       follow symbolic links to directories (default: %s)\n"
+            "  --no-embed           do not give the new chunks vectors (they can get them\n"
+            "                       later with 'plumb embed'); by default the built-in\n"
+            "                       embedder is trained on the collection the first time\n"
+            "                       and new chunks are folded in\n"
             "  --commit-every N     commit every N documents, so an interrupted run keeps\n"
             "                       its work (default %d)\n"
             "  --json               print the result as one JSON object on stdout\n"
             "  -q, --quiet          no progress bar and no summary (warnings still shown)\n"
             "  -v, --verbose        also show informational messages\n"
             "  -h, --help           show this help\n"
+            "\n"
+            "Embedding (see also 'plumb embed --help'):\n"
+            "%s"
             "\n"
             "Settings stored when the index is CREATED (an existing index keeps its\n"
             "own; 'plumb stats' shows them):\n"
@@ -112,7 +122,7 @@ void cmd_index_help(FILE *f) {
             "  plumb index --prune ~/notes          # also forget deleted files\n"
             "  plumb index --db scifact.db --chunk-tokens 0 scifact/corpus.jsonl\n"
             "  plumb index docs/ --json | jq .docs_added\n",
-            ip.follow_links ? "yes" : "no", ip.commit_every, op.language ? op.language : "english",
+            ip.follow_links ? "yes" : "no", ip.commit_every, cli_embed_help_text(), op.language ? op.language : "english",
             op.chunk_tokens, op.chunk_overlap, op.bm25_k1, op.bm25_b, op.weight_title,
             op.weight_body);
 }
@@ -281,6 +291,10 @@ static void print_summary(const plumb_index_stats *s, double elapsed, double rat
             s->files_seen, s->files_indexed, s->files_unchanged, s->files_skipped, s->files_pruned,
             s->docs_added, s->docs_replaced, s->docs_unchanged, s->docs_deleted, s->chunks_added,
             s->bad_records, elapsed, rate);
+    if (s->vectors_added || s->vectors_missing || s->embed_trained)
+        fprintf(stderr, "vectors: %" PRId64 " added%s, %" PRId64 " chunks without one; %.2f s\n",
+                s->vectors_added, s->embed_trained ? " (embedder trained)" : "",
+                s->vectors_missing, s->embed_s);
 }
 
 static void print_json(const char *db, const plumb_index_stats *s, double elapsed, double rate,
@@ -296,6 +310,10 @@ static void print_json(const char *db, const plumb_index_stats *s, double elapse
            ",\"bytes_read\":%" PRId64,
            s->docs_added, s->docs_replaced, s->docs_unchanged, s->docs_deleted, s->chunks_added,
            s->bad_records, s->bytes_read);
+    printf(",\"embed_trained\":%s,\"vectors_added\":%" PRId64 ",\"vectors_missing\":%" PRId64
+           ",\"embed_s\":", s->embed_trained ? "true" : "false", s->vectors_added,
+           s->vectors_missing);
+    cli_json_num(stdout, s->embed_s);
     printf(",\"elapsed_s\":");
     cli_json_num(stdout, elapsed);
     printf(",\"docs_per_s\":");
@@ -391,8 +409,10 @@ int cmd_index(int argc, char **argv) {
     cli_parser ps;
     ui u;
 
+    plumb_embed_params ep;
     plumb_open_params_init(&op);
     plumb_index_params_init(&ip);
+    plumb_embed_params_init(&ep);
     memset(&st, 0, sizeof st);
     memset(&u, 0, sizeof u);
     atomic_flag_clear(&u.lock);
@@ -411,7 +431,7 @@ int cmd_index(int argc, char **argv) {
             code = CLI_EXIT_USAGE;
             goto done;
         }
-        if (o > 0) given[o] = 1;
+        if (o > 0 && o <= O_HELP) given[o] = 1;
         switch (o) {
         case CLI_ARG:
             paths[npaths++] = ps.val;
@@ -471,6 +491,13 @@ int cmd_index(int argc, char **argv) {
             verbose = 1;
             quiet = 0;
             break;
+        case O_NOEMBED:
+            ip.embed = 0;
+            break;
+        case E_DIM: case E_EMBEDDER: case E_URL: case E_MODEL: case E_ANN: case E_ANNEF:
+        case E_BATCH: case E_CONC:
+            bad = cli_embed_opt(&ps, o, &ep);
+            break;
         case O_HELP:
             cmd_index_help(stdout);
             goto done;
@@ -518,6 +545,10 @@ int cmd_index(int argc, char **argv) {
     ip.progress = on_progress;
     ip.message = on_message;
     ip.arg = &u;
+    cli_embed_env(&ep);
+    ep.message = on_message;
+    ep.arg = &u;
+    ip.embed_params = &ep;
     rc = plumb_index_paths(db, paths, npaths, &ip, &st);
     char detail[1024] = "";
     if (rc != PLUMB_OK) snprintf(detail, sizeof detail, "%s", plumb_errmsg());

@@ -69,7 +69,24 @@ static void stats_json(const char *path, const plumb_stats *st) {
     cli_json_num(stdout, st->weight_title);
     printf(",\"weight_body\":");
     cli_json_num(stdout, st->weight_body);
-    printf("}\n");
+    printf(",\"vectors\":{\"embedder\":");
+    cli_json_str(stdout, st->embedder);
+    printf(",\"model\":");
+    cli_json_str(stdout, st->embed_model);
+    printf(",\"type\":\"%s\",\"dim\":%d,\"count\":%" PRId64 ",\"missing\":%" PRId64
+           ",\"bytes\":%" PRId64 ",\"memory_bytes\":%" PRId64 ",\"trained_chunks\":%" PRId64
+           ",\"added_since_training\":%" PRId64 ",\"ann\":",
+           st->vec_dim ? "f32+int8+binary" : "", st->vec_dim, st->vec_count, st->vec_missing,
+           st->vec_bytes, st->vec_memory_bytes, st->embed_trained_chunks, st->embed_added_since);
+    if (st->ann_type[0]) {
+        printf("{\"type\":");
+        cli_json_str(stdout, st->ann_type);
+        printf(",\"count\":%" PRId64 ",\"bytes\":%" PRId64 ",\"deleted\":%" PRId64 "}",
+               st->ann_count, st->ann_bytes, st->ann_deleted);
+    } else {
+        printf("null");
+    }
+    printf("}}\n");
 }
 
 static void stats_human(const char *path, const plumb_stats *st) {
@@ -95,6 +112,35 @@ static void stats_human(const char *path, const plumb_stats *st) {
         printf("chunks of       whole documents\n");
     printf("bm25            k1 %g, b %g\n", st->bm25_k1, st->bm25_b);
     printf("field weights   title %g, body %g\n", st->weight_title, st->weight_body);
+    if (!st->vec_dim) {
+        printf("vectors         none (lexical only%s)\n",
+               st->chunks ? "; 'plumb embed' adds them" : "");
+        return;
+    }
+    char vb[32];
+    cli_fmt_size(vb, sizeof vb, st->vec_bytes);
+    printf("embedder        ");
+    cli_put_clean(stdout, st->embed_model, 0);
+    if (!strcmp(st->embedder, "lsa"))
+        printf(" (built-in, trained on %" PRId64 " chunks; %" PRId64 " added since)\n",
+               st->embed_trained_chunks, st->embed_added_since);
+    else {
+        printf(" (");
+        cli_put_clean(stdout, st->embedder, 0);
+        printf(")\n");
+    }
+    printf("vectors         %" PRId64 " x %d, f32 + int8 + 1-bit codes, cosine; %s on disk\n",
+           st->vec_count, st->vec_dim, vb);
+    if (st->vec_missing)
+        printf("                %" PRId64 " chunks without a vector ('plumb embed' adds them)\n",
+               st->vec_missing);
+    if (st->ann_type[0]) {
+        cli_fmt_size(vb, sizeof vb, st->ann_bytes);
+        printf("ann index       ");
+        cli_put_clean(stdout, st->ann_type, 0);
+        printf(", %" PRId64 " vectors (%" PRId64 " deleted since built), %s\n", st->ann_count,
+               st->ann_deleted, vb);
+    }
 }
 
 int cmd_stats(int argc, char **argv) {

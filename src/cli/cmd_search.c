@@ -11,10 +11,12 @@
 #include "cli.h"
 
 #include <inttypes.h>
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-enum { O_K = 1, O_DB, O_JSON, O_K1, O_B, O_WTITLE, O_WBODY, O_FTS5, O_NOSNIP, O_TEXT, O_HELP };
+enum { O_K = 1, O_DB, O_JSON, O_K1, O_B, O_WTITLE, O_WBODY, O_FTS5, O_NOSNIP, O_TEXT, O_HELP,
+       O_MODE, O_FUSION, O_ALPHA, O_RRFK, O_KLEX, O_KDENSE, O_VSEARCH, O_EF };
 
 static const cli_opt opts[] = {
     {"k", 'k', 1, O_K},
@@ -28,6 +30,14 @@ static const cli_opt opts[] = {
     {"no-snippet", 0, 0, O_NOSNIP},
     {"text", 0, 0, O_TEXT},
     {"help", 'h', 0, O_HELP},
+    {"mode", 'm', 1, O_MODE},
+    {"fusion", 0, 1, O_FUSION},
+    {"alpha", 0, 1, O_ALPHA},
+    {"rrf-k", 0, 1, O_RRFK},
+    {"k-lex", 0, 1, O_KLEX},
+    {"k-dense", 0, 1, O_KDENSE},
+    {"vsearch", 0, 1, O_VSEARCH},
+    {"ef", 0, 1, O_EF},
     {NULL, 0, 0, 0},
 };
 
@@ -37,18 +47,21 @@ void cmd_search_help(FILE *f) {
     fprintf(f,
             "Usage: plumb search QUERY... [OPTIONS]\n"
             "\n"
-            "Rank the indexed chunks for a query with BM25 and print the best ones: rank,\n"
-            "score, document id, title and a snippet with the query terms highlighted\n"
-            "(bold on a terminal, [like this] otherwise). Several arguments are joined\n"
-            "with spaces into one query. A query of only stop words gives no hits.\n"
+            "Rank the indexed chunks for a query and print the best ones: rank, score,\n"
+            "document id, title and a snippet with the query terms highlighted (bold on\n"
+            "a terminal, [like this] otherwise). Several arguments are joined with\n"
+            "spaces into one query. By default BM25 and dense candidates are fused\n"
+            "(hybrid) when the index has vectors, else BM25 alone.\n"
             "\n"
             "Options:\n"
             "  -k N                 number of hits, 1..10000 (default %d)\n"
             "  --db FILE            the index (default: $PLUMB_DB, else ./plumb.db)\n"
             "  --json               print one JSON object: {\"query\", \"generation\",\n"
             "                       \"matched\", \"hits\": [{\"rank\", \"doc_id\", \"chunk_id\",\n"
-            "                       \"chunk_seq\", \"score\", \"title\", \"source\", \"snippet\",\n"
-            "                       \"text\" (with --text), \"metadata\"}]}\n"
+            "                       \"chunk_seq\", \"score\", \"scores\": {\"lexical\", \"dense\",\n"
+            "                       \"fused\", \"rerank\"} (null: stage not run), \"ranks\",\n"
+            "                       \"title\", \"source\", \"snippet\", \"text\" (with\n"
+            "                       --text), \"metadata\"}]}\n"
             "  --text               also print each hit's full chunk text\n"
             "  --no-snippet         do not compute snippets\n"
             "  --k1 X               BM25 k1 (default: the value stored in the index)\n"
@@ -57,6 +70,16 @@ void cmd_search_help(FILE *f) {
             "  --body-weight X      BM25F weight of the body (default: stored in the index)\n"
             "  --fts5               score with SQLite FTS5's bm25() instead (k1=1.2, b=0.75\n"
             "                       fixed); a baseline for comparisons\n"
+            "  -m, --mode M         auto, lexical, dense or hybrid (default auto)\n"
+            "  --fusion F           minmax, zscore or rrf (default: stored in the index)\n"
+            "  --alpha X            weight of the dense side in fusion, 0..1 (default:\n"
+            "                       stored in the index)\n"
+            "  --rrf-k X            RRF constant (default: stored, 60)\n"
+            "  --k-lex N, --k-dense N   candidates each retriever gives fusion (default:\n"
+            "                       stored, 100)\n"
+            "  --vsearch V          dense search: f32, int8, binary (each exact, the\n"
+            "                       quantized ones rescored in f32) or ann (FAISS)\n"
+            "  --ef N               HNSW efSearch (IVF nprobe) for --vsearch ann\n"
             "  -h, --help           show this help\n"
             "\n"
             "'plumb stats' shows the stored BM25 settings. Use '--' before a query that\n"
@@ -96,6 +119,16 @@ static void print_json(const char *query, const plumb_hits *h, int with_text) {
         cli_json_str(stdout, x->doc_id);
         printf(",\"chunk_id\":%" PRId64 ",\"chunk_seq\":%d,\"score\":", x->chunk_id, x->chunk_seq);
         cli_json_num(stdout, x->score);
+        const double sc[4] = {x->score_lex, x->score_dense, x->score_fused, x->score_rerank};
+        const char *sn[4] = {"lexical", "dense", "fused", "rerank"};
+        printf(",\"scores\":{");
+        for (int j = 0; j < 4; j++) {
+            printf("%s\"%s\":", j ? "," : "", sn[j]);
+            if (isnan(sc[j])) printf("null");
+            else cli_json_num(stdout, sc[j]);
+        }
+        printf("},\"ranks\":{\"lexical\":%d,\"dense\":%d,\"fused\":%d}", x->rank_lex,
+               x->rank_dense, x->rank_fused);
         printf(",\"title\":");
         cli_json_str(stdout, x->title ? x->title : "");
         printf(",\"source\":");
@@ -224,6 +257,44 @@ int cmd_search(int argc, char **argv) {
         case O_HELP:
             cmd_search_help(stdout);
             goto done;
+        case O_MODE:
+            if (!strcmp(ps.val, "auto")) sp.mode = PLUMB_MODE_AUTO;
+            else if (!strcmp(ps.val, "lexical") || !strcmp(ps.val, "bm25")) sp.mode = PLUMB_MODE_LEXICAL;
+            else if (!strcmp(ps.val, "dense")) sp.mode = PLUMB_MODE_DENSE;
+            else if (!strcmp(ps.val, "hybrid")) sp.mode = PLUMB_MODE_HYBRID;
+            else bad = cli_usage("search", "%s: expected auto, lexical, dense or hybrid, got '%s'",
+                                 ps.name, ps.val);
+            break;
+        case O_FUSION:
+            if (!strcmp(ps.val, "minmax")) sp.fusion = PLUMB_FUSE_MINMAX;
+            else if (!strcmp(ps.val, "zscore")) sp.fusion = PLUMB_FUSE_ZSCORE;
+            else if (!strcmp(ps.val, "rrf")) sp.fusion = PLUMB_FUSE_RRF;
+            else bad = cli_usage("search", "%s: expected minmax, zscore or rrf, got '%s'",
+                                 ps.name, ps.val);
+            break;
+        case O_ALPHA:
+            bad = cli_num_arg(&ps, 0, 1, &sp.alpha);
+            break;
+        case O_RRFK:
+            bad = cli_num_arg(&ps, 0, 1e6, &sp.rrf_k);
+            break;
+        case O_KLEX:
+            bad = cli_int_arg(&ps, 1, 10000, &sp.k_lex);
+            break;
+        case O_KDENSE:
+            bad = cli_int_arg(&ps, 1, 10000, &sp.k_dense);
+            break;
+        case O_VSEARCH:
+            if (!strcmp(ps.val, "f32")) sp.vsearch = PLUMB_VSEARCH_F32;
+            else if (!strcmp(ps.val, "int8")) sp.vsearch = PLUMB_VSEARCH_INT8;
+            else if (!strcmp(ps.val, "binary")) sp.vsearch = PLUMB_VSEARCH_BINARY;
+            else if (!strcmp(ps.val, "ann")) sp.vsearch = PLUMB_VSEARCH_ANN;
+            else bad = cli_usage("search", "%s: expected f32, int8, binary or ann, got '%s'",
+                                 ps.name, ps.val);
+            break;
+        case O_EF:
+            bad = cli_int_arg(&ps, 1, 100000, &sp.ef_search);
+            break;
         default:
             break;
         }

@@ -397,6 +397,7 @@ static const command commands[] = {
     {"delete", cmd_delete, cmd_delete_help},
     {"check", cmd_check, cmd_check_help},
     {"eval", cmd_eval, cmd_eval_help},
+    {"embed", cmd_embed, cmd_embed_help},
     {NULL, NULL, NULL},
 };
 
