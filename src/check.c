@@ -11,6 +11,9 @@
 **   bm25 index  the handle's in-memory index (loaded from the side file and
 **               replayed from the log) equals a rebuild from the chunks table
 **   bm25 side file   header, index id, generation and checksum
+**   vectors     every stored vector has its chunk and the right size; the
+**               handle's vector store equals the table; the .vec side
+**               file's header and checksum
 ** Workload: a full scan of every table; seconds for a million chunks.
 */
 #include "plumb_impl.h"
@@ -120,6 +123,14 @@ plumb_status plumb_check(plumb_db *db, void (*report)(void *arg, const char *par
     c.problems += nb;
     if (rc == PLUMB_CORRUPT) { /* the chunks could not even be read back */
         problem(&c, "bm25 index", "%s", plumb_errmsg());
+        rc = PLUMB_OK;
+    }
+    if (rc) return rc;
+    int64_t nv = 0;
+    rc = vec_verify(db, report_cb, &c, &nv);
+    c.problems += nv;
+    if (rc == PLUMB_CORRUPT) {
+        problem(&c, "vectors", "%s", plumb_errmsg());
         rc = PLUMB_OK;
     }
     if (rc) return rc;

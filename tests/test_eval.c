@@ -714,7 +714,7 @@ static int test_cli(const char *plumb) {
     /* errors: usage (2), missing dataset (1), no matching ids (1) */
     CHECK(run_cli(NULL, "'%s' eval 2>/dev/null", plumb) == 2);
     CHECK(run_cli(NULL, "'%s' eval --depth 5 '%s' 2>/dev/null", plumb, tiny) == 2);
-    CHECK(run_cli(NULL, "'%s' eval --stages dense '%s' 2>/dev/null", plumb, tiny) == 2);
+    CHECK(run_cli(NULL, "'%s' eval --stages colbert '%s' 2>/dev/null", plumb, tiny) == 2);
     CHECK(run_cli(NULL, "'%s' eval '%s/nope' 2>/dev/null", plumb, tmpdir) == 1);
     rc = run_cli(&out, "XDG_CACHE_HOME='%s/cache' '%s' eval --corpus '%s/corpus.jsonl' "
                  "--queries '%s/queries.jsonl' --qrels '%s' 2>&1 >/dev/null",
