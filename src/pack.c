@@ -525,18 +525,20 @@ static plumb_status search_cut(trim_ctx *x, const chunk_cut *cuts, const size_t 
     return PLUMB_OK;
 }
 
-/* Cut x->t[from..len) short so that the block fits in x->room: *end is
-** the kept length of t (0: no acceptable cut), *marker the text appended,
-** *tokens the block's count, *kept_tokens its count less the empty
-** block's (x->t cut at `from`). */
-static plumb_status trim(trim_ctx *x, size_t len, size_t from, size_t *end, const char **marker,
-                         size_t *tokens, size_t *kept_tokens) {
+/* Cut x->t[from..len) short so that the block fits in x->room and keeps
+** at least min_tokens tokens of text: *end is the kept length of t (0: no
+** acceptable cut), *marker the text appended, *tokens the block's count.
+** The kept tokens are the block's count less the empty block's (t cut at
+** `from`). A sentence cut is preferred unless it keeps less than half the
+** bytes of the best word cut, or too few tokens. */
+static plumb_status trim(trim_ctx *x, size_t len, size_t from, size_t min_tokens, size_t *end,
+                         const char **marker, size_t *tokens) {
     chunk_cut *cuts = NULL;
     size_t ncuts = 0, *all = NULL, *sent = NULL, nall = 0, nsent = 0;
     plumb_status rc = PLUMB_OK;
     *end = 0;
     *marker = "";
-    *tokens = *kept_tokens = 0;
+    *tokens = 0;
     if (chunk_cuts(x->t, len, &cuts, &ncuts)) return nomem();
     if (ncuts) {
         all = malloc(ncuts * sizeof *all);
@@ -557,25 +559,25 @@ static plumb_status trim(trim_ctx *x, size_t len, size_t from, size_t *end, cons
     if ((rc = search_cut(x, cuts, sent, nsent, " \xE2\x80\xA6", &s, &ts))) goto done;
     if ((rc = search_cut(x, cuts, all, nall, "\xE2\x80\xA6", &w, &tw))) goto done;
     if (s < 0 && w < 0) goto done;
-    size_t es = s >= 0 ? cuts[sent[s]].end : 0, ew = w >= 0 ? cuts[all[w]].end : 0;
-    if (s >= 0 && (es - from) * 2 >= (ew > from ? ew - from : 0)) {
-        *end = es;
-        *marker = " \xE2\x80\xA6";
-        *tokens = ts;
-    } else {
-        *end = ew;
-        *marker = "\xE2\x80\xA6";
-        *tokens = tw;
-    }
     /* the empty block: the same with nothing of the cut part */
     int fits;
-    size_t empty = 0;
-    size_t room = x->room;
+    size_t empty = 0, room = x->room;
     x->room = SIZE_MAX;
     rc = probe(x, from, "", &fits, &empty);
     x->room = room;
     if (rc) goto done;
-    *kept_tokens = *tokens > empty ? *tokens - empty : 0;
+    size_t es = s >= 0 ? cuts[sent[s]].end - from : 0, ew = w >= 0 ? cuts[all[w]].end - from : 0;
+    int s_ok = s >= 0 && ts >= empty + min_tokens;
+    int w_ok = w >= 0 && tw >= empty + min_tokens;
+    if (s_ok && (es * 2 >= ew || !w_ok)) {
+        *end = cuts[sent[s]].end;
+        *marker = " \xE2\x80\xA6";
+        *tokens = ts;
+    } else if (w_ok) {
+        *end = cuts[all[w]].end;
+        *marker = "\xE2\x80\xA6";
+        *tokens = tw;
+    }
 done:
     free(cuts);
     free(all);
@@ -621,13 +623,15 @@ static plumb_status try_merge(packer *k, size_t i, size_t pi, int after, int64_t
             rc = nomem();
             goto done;
         }
-        size_t lead = skip == 0 ? 1 : 0, end, kept_tok;
+        size_t lead = skip == 0 ? 1 : 0, end;
         const char *marker;
         int64_t room = *left + (int64_t)ps->tokens;
         x.t = nt.p;
         x.room = room > 0 ? (size_t)room : 0;
-        if ((rc = trim(&x, nt.len, lead, &end, &marker, &tokens, &kept_tok))) goto done;
-        if (end == 0 || kept_tok < (size_t)k->p->min_passage_tokens) {
+        if ((rc = trim(&x, nt.len, lead, (size_t)k->p->min_passage_tokens, &end, &marker,
+                       &tokens)))
+            goto done;
+        if (end == 0) {
             k->item[i].fate = PLUMB_PACK_LEFT_OUT;
             goto done;
         }
@@ -673,9 +677,10 @@ static plumb_status try_new(packer *k, size_t i, int64_t *left) {
     if ((rc = block_tokens(k, h, n, c->text, c->len, NULL, &tokens))) return rc;
     if ((int64_t)tokens > *left) {
         trim_ctx x = {k, h, n, "", 0, c->text, (size_t)*left};
-        size_t kept_tok;
-        if ((rc = trim(&x, c->len, 0, &end, &marker, &tokens, &kept_tok))) return rc;
-        if (end == 0 || kept_tok < (size_t)k->p->min_passage_tokens) {
+        if ((rc = trim(&x, c->len, 0, (size_t)k->p->min_passage_tokens, &end, &marker,
+                       &tokens)))
+            return rc;
+        if (end == 0) {
             k->item[i].fate = PLUMB_PACK_LEFT_OUT;
             return PLUMB_OK;
         }

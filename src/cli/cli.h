@@ -143,5 +143,7 @@ int cmd_check(int argc, char **argv);
 void cmd_check_help(FILE *f);
 int cmd_eval(int argc, char **argv);
 void cmd_eval_help(FILE *f);
+int cmd_ask(int argc, char **argv);
+void cmd_ask_help(FILE *f);
 
 #endif /* PLUMB_CLI_H */
