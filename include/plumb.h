@@ -828,7 +828,10 @@ PLUMB_API const char *plumb_tokenizer_token_bytes(const plumb_tokenizer *tok, ui
 **   DUPLICATE  the same chunk as one taken (same doc_id and chunk_seq), or
 **              a near-duplicate: the containment of word 3-shingles,
 **              |A and B| / min(|A|, |B|) over lower-cased words (each CJK
-**              character a word), reaches `dedup` against a hit taken;
+**              character a word), reaches `dedup` against a hit taken.
+**              Near-duplicates are looked for only while the budget has
+**              room for the passage template; after that a hit is LEFT_OUT
+**              without the (costly) comparison;
 **   INCLUDED   written whole as a new passage, when its block fits in
 **              what is left of the budget;
 **   TRIMMED    cut short to fill what is left: at the last sentence end
