@@ -69,7 +69,8 @@ static const plumb_model_profile profiles[] = {
     {"gpt-3.5-turbo", "cl100k_base.tiktoken", 16385, 1024, 4, 3,
      "OpenAI gpt-3.5-turbo: 16,385 context, cl100k_base"},
     {"qwen3", "qwen3-tokenizer.json", 32768, 2048, 5, 3,
-     "Qwen3: 32,768 native context, its tokenizer.json; ChatML framing"},
+     "Qwen3: 32,768 native context, its tokenizer.json; ChatML framing (the empty "
+     "<think></think> block its template adds when thinking is off comes out of the reserve)"},
     {"llama3", NULL, 8192, 1024, 5, 5,
      "Llama 3: 8,192 context; its tokenizer is not public here: estimated; "
      "header framing <|start_header_id|>role<|end_header_id|>\\n\\n ... <|eot_id|>"},
@@ -779,11 +780,12 @@ static plumb_status select_passages(packer *k, int64_t budget) {
                 k->item[i].dup_of = dup;
                 k->item[i].overlap = 1;
                 same = 1;
-            } else if (k->p->merge_adjacent && adj < 0 && h->chunk_seq == ps->hi + 1 &&
-                       !ps->trimmed) {
+            } else if (k->p->merge_adjacent && adj < 0 &&
+                       (int64_t)h->chunk_seq == (int64_t)ps->hi + 1 && !ps->trimmed) {
                 adj = (long)j;
                 after = 1;
-            } else if (k->p->merge_adjacent && adj < 0 && h->chunk_seq == ps->lo - 1) {
+            } else if (k->p->merge_adjacent && adj < 0 &&
+                       (int64_t)h->chunk_seq == (int64_t)ps->lo - 1) {
                 adj = (long)j;
                 after = 0;
             }

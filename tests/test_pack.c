@@ -13,7 +13,7 @@
 ** detection with small edits; misuse and profiles; and randomized inputs
 ** (random texts with Unicode, random budgets from tiny to large, random
 ** parameters) with the estimator and, when $PLUMB_SHARED_DATA/tokenizers
-** has them, cl100k_base and o200k_base: every result is recounted from its
+** has them, cl100k_base, o200k_base and Qwen3: every result is recounted from its
 ** own strings and must equal `tokens` and fit the budget, the prompt must
 ** hold exactly the citations [1]..[n] in order with each passage's text,
 ** and every item's fate must agree with the citations.
@@ -916,6 +916,11 @@ int main(int argc, char **argv) {
     if (o2) {
         test_random(o2, rounds / 3);
         plumb_tokenizer_free(o2);
+    }
+    plumb_tokenizer *qw = load_shared("qwen3-tokenizer.json");
+    if (qw) {
+        test_random(qw, rounds / 3);
+        plumb_tokenizer_free(qw);
     }
     return CHECK_DONE();
 }
