@@ -890,6 +890,244 @@ PLUMB_API const char *plumb_tokenizer_token_bytes(const plumb_tokenizer *tok, ui
                                                   size_t *len);
 
 /* ------------------------------------------------------------------ */
+/* Packing: a prompt held to a token budget (src/pack.c)               */
+/* ------------------------------------------------------------------ */
+/*
+** plumb_pack() turns a question and ranked hits into what a generator
+** receives: a system message, a user message with numbered passages and
+** the question, and the two joined as one string for completion APIs.
+** The prompt never exceeds the budget, not even by one token, and the
+** result says what became of every hit.
+**
+** THE HITS are taken in the order given, best first (plumb_search's
+** order; a caller with its own ranking passes it in that order). Each is:
+**   NO_TEXT    skipped: hit.text is NULL or blank;
+**   MERGED     joined to a passage already taken from the same document
+**              whose chunks it continues (chunk_seq one past its last or
+**              one before its first), when merge_adjacent is set.
+**              Consecutive chunks share text (the index's chunk overlap):
+**              the longest suffix of the earlier chunk that is a prefix of
+**              the later one is written once. It must start at a word
+**              boundary, or be 32 bytes or longer (CJK);
+**   DUPLICATE  the same chunk as one taken (same doc_id and chunk_seq), or
+**              a near-duplicate: the containment of word 3-shingles,
+**              |A and B| / min(|A|, |B|) over lower-cased words (each CJK
+**              character a word), reaches `dedup` against a hit taken.
+**              Near-duplicates are looked for only while the budget has
+**              room for the passage template; after that a hit is LEFT_OUT
+**              without the (costly) comparison;
+**   INCLUDED   written whole as a new passage, when its block fits in
+**              what is left of the budget;
+**   TRIMMED    cut short to fill what is left: at the last sentence end
+**              that fits (the text then ends in " …"), or at the last
+**              word boundary that fits (ending in "…") when the sentence
+**              end would keep less than half as many bytes. A cut keeping
+**              fewer than min_passage_tokens tokens of text is not made;
+**              the hit is then
+**   LEFT_OUT   no room (or max_passages reached). Later, shorter hits are
+**              still tried. A chunk that continues a passage but does not
+**              fit whole is cut the same way (MERGED, kept_bytes short of
+**              its text); a chunk that would go before one must fit whole.
+** Sentence ends follow the chunker's rules (.!? before white space and an
+** upper-case letter or digit, CJK 。！？; line and paragraph breaks count
+** too). Text is used as it is (no normalisation); only white space at
+** either end of a hit's text is dropped.
+**
+** ORDER of the passages in the prompt: best first (BEST_FIRST), or the
+** best at both ends, where long-context models attend most (Liu et al.,
+** "Lost in the Middle", 2023): 1st, 3rd, 5th ... 6th, 4th, 2nd
+** (BEST_AT_ENDS). Citation numbers follow the order of writing: the
+** prompt holds [1] .. [n] from top to bottom, and citation[i].n == i + 1.
+**
+** TEMPLATES. Placeholders are replaced where they appear; other text,
+** braces included, is copied as it is. Values are inserted verbatim.
+**   system_template   {question}
+**   user_template     {context} exactly once (the passages joined by
+**                     `separator`; "" when none fits), {question}
+**   passage_template  {text} exactly once, {n}, {title}, {source},
+**                     {doc_id}; {title} and {source} fall back to the
+**                     doc_id when the hit has none.
+** The defaults (PLUMB_PACK_SYSTEM, _USER, _PASSAGE below) ask the model to
+** answer from the sources only and cite them as [n].
+**
+** COUNTING. `tokens` is what the budget holds:
+**   chat = 1  count(system) + count(user) + msg_overhead per message +
+**             reply_overhead (no system message when its text is "");
+**   chat = 0  count(prompt), prompt being system, a blank line, and user
+**             (user alone when the system text is "").
+** With a tokenizer every count is exact: plumb_tokenizer_count() with
+** allow_special = 0 (text that spells a special token counts as plain
+** text, as chat APIs encode message content) of the very strings
+** returned. The overheads are the chat format's framing tokens, which the
+** model's template adds around the content: OpenAI chat models take 3 per
+** message plus 1 for the role and 3 to prime the reply (the counting
+** OpenAI documents for tiktoken; the defaults 4 and 3); ChatML (Qwen) takes
+** "<|im_start|>role\n" and "<|im_end|>\n", 5 per message, and 3 to prime.
+** Names, tools, images and a model's hidden system text are not counted.
+** Without a tokenizer every count is an estimate (exact = 0): the
+** chunker's estimate (chunk.c) times 1.25, rounded up, capped at the byte
+** length. Against cl100k_base, o200k_base and Qwen3 on the files of
+** data/sample and every tenth SciFact document the true count never
+** exceeded 1.17x the chunker's estimate;
+** text in rarer scripts, emoji or symbols can exceed even 1.25x: load a
+** tokenizer to be sure.
+** HOW THE BUDGET IS KEPT. Selection counts each passage's block on its own
+** (trimming by binary search over the cut points, each probe one count of
+** the block). BPE counts do not add exactly where two strings meet, so
+** the final strings are then counted whole; when they exceed the budget,
+** selection is redone with the budget lowered by the excess, until they
+** fit. `retries` says how often that happened (almost always 0).
+**
+** THREADS. plumb_pack only reads its inputs and the tokenizer: any number
+** of threads may pack at once, sharing one tokenizer. The profile table is
+** static and immutable.
+*/
+
+/* The default templates. */
+#define PLUMB_PACK_SYSTEM                                                              \
+    "Answer the question using only the numbered sources below. Cite the sources " \
+    "that support each statement by their numbers in square brackets, like [1] or " \
+    "[2][3]. If the sources do not contain the answer, say that you do not know."
+#define PLUMB_PACK_USER "Sources:\n\n{context}\n\nQuestion: {question}"
+#define PLUMB_PACK_PASSAGE "[{n}] {title}\nSource: {source}\n{text}"
+
+typedef enum plumb_pack_order {
+    PLUMB_ORDER_BEST_FIRST = 0, /* best passage first */
+    PLUMB_ORDER_BEST_AT_ENDS    /* best first, second best last, ... */
+} plumb_pack_order;
+
+typedef struct plumb_pack_params {
+    const plumb_tokenizer *tokenizer; /* exact counts; NULL: estimate (default NULL).
+                                         Borrowed for the call. */
+    int budget;          /* tokens the prompt may take; <= 0: context_window -
+                            reserve_answer (default 0) */
+    int context_window;  /* the model's context in tokens (default 8192) */
+    int reserve_answer;  /* tokens kept free for the answer (default 1024) */
+    int chat;            /* 1: count as chat messages; 0: as one prompt (default 1) */
+    int msg_overhead;    /* framing tokens per chat message (default 4) */
+    int reply_overhead;  /* tokens priming the reply (default 3) */
+    const char *system_template;  /* NULL: PLUMB_PACK_SYSTEM; "" for none */
+    const char *user_template;    /* NULL: PLUMB_PACK_USER */
+    const char *passage_template; /* NULL: PLUMB_PACK_PASSAGE */
+    const char *separator;        /* between passages; NULL: "\n\n" */
+    double dedup;        /* near-duplicate containment threshold in (0, 1];
+                            0: only the same chunk twice (default 0.7) */
+    int merge_adjacent;  /* 1: merge consecutive chunks of a document (default 1) */
+    plumb_pack_order order; /* default PLUMB_ORDER_BEST_FIRST */
+    int min_passage_tokens; /* a trimmed passage keeps at least this many
+                               tokens of text (default 32) */
+    int max_passages;    /* 0: no limit (default 0) */
+} plumb_pack_params;
+
+PLUMB_API void plumb_pack_params_init(plumb_pack_params *p);
+
+/* A model profile: what packing needs to know about a generator. */
+typedef struct plumb_model_profile {
+    const char *name;           /* "gpt-4o", "qwen3" ... */
+    const char *tokenizer_file; /* the file to load with plumb_tokenizer_load()
+                                   from the caller's tokenizer directory
+                                   ("o200k_base.tiktoken"); NULL: none is
+                                   public, the estimate is used. Tokenizer
+                                   files are not bundled with plumb. */
+    int context_window;         /* tokens */
+    int reserve_answer;         /* tokens kept for the answer */
+    int msg_overhead, reply_overhead; /* chat framing (see COUNTING) */
+    const char *note;           /* where the figures come from */
+} plumb_model_profile;
+
+/* The built-in profiles, i = 0, 1, ...; NULL past the last. Static. */
+PLUMB_API const plumb_model_profile *plumb_model_profile_at(size_t i);
+
+/* Look up the profile `name` (case-insensitive) and set p's
+** context_window, reserve_answer, msg_overhead and reply_overhead from it
+** (budget is set to 0 so that they apply). p->tokenizer is not touched:
+** load (*out)->tokenizer_file yourself when it is not NULL. `out` may be
+** NULL. PLUMB_NOTFOUND for an unknown name (the message lists the known
+** ones); p is then unchanged. */
+PLUMB_API plumb_status plumb_pack_profile(const char *name, plumb_pack_params *p,
+                                          const plumb_model_profile **out);
+
+/* What became of a hit (THE HITS above). Append only. */
+typedef enum plumb_pack_fate {
+    PLUMB_PACK_INCLUDED = 0, /* whole, as the first hit of a passage */
+    PLUMB_PACK_TRIMMED,      /* the first hit of a passage, cut short */
+    PLUMB_PACK_MERGED,       /* joined to the passage of an adjacent chunk */
+    PLUMB_PACK_DUPLICATE,    /* repeats hit dup_of */
+    PLUMB_PACK_LEFT_OUT,     /* no room */
+    PLUMB_PACK_NO_TEXT       /* hit.text NULL or blank */
+} plumb_pack_fate;
+
+/* "included", "trimmed", "merged", "duplicate", "left out", "no text";
+** static text, NULL when out of range. */
+PLUMB_API const char *plumb_pack_fate_name(plumb_pack_fate f);
+
+/* One per input hit, in input order. */
+typedef struct plumb_pack_item {
+    plumb_pack_fate fate;
+    int citation;      /* INCLUDED, TRIMMED, MERGED: the [n] of its passage; else 0 */
+    size_t dup_of;     /* DUPLICATE: the index of the hit taken that it repeats */
+    double overlap;    /* DUPLICATE: the containment measured (1 for the same chunk) */
+    size_t kept_bytes; /* bytes at the start of hit.text (less leading white
+                          space) that are in the prompt: all for INCLUDED and
+                          whole merges, fewer when cut, 0 when not taken */
+} plumb_pack_item;
+
+/* One passage of the prompt. Strings are copies, valid until plumb_packed_free. */
+typedef struct plumb_citation {
+    int n;                /* its number in the prompt, [n], 1-based */
+    int rank;             /* 1-based order of selection: 1 is the best passage */
+    const char *doc_id;
+    const char *title;    /* "" when none */
+    const char *source;   /* "" when none */
+    double score;         /* the score of its first (best) hit */
+    size_t nchunks;       /* hits it holds, in document order: */
+    size_t *hits;         /* their indexes in the input */
+    int64_t *chunk_ids;   /* their chunk ids */
+    int first_seq, last_seq; /* chunk_seq range covered */
+    int trimmed;          /* 1: its text was cut short */
+    const char *text;     /* the passage text as written ({text}) */
+    size_t tokens;        /* its block (template and separator) counted alone
+                             during selection */
+} plumb_citation;
+
+typedef struct plumb_packed {
+    char *system;         /* the system message ("" when none) */
+    char *user;           /* the user message */
+    char *prompt;         /* system, blank line, user: for completion APIs */
+    size_t tokens;        /* the count the budget holds (COUNTING); <= budget */
+    size_t budget;        /* the budget applied */
+    int exact;            /* 1: counted with the tokenizer; 0: estimated */
+    char counter[96];     /* the tokenizer's name, or "estimate" */
+    int chat;             /* the mode counted (params.chat) */
+    size_t tokens_system, tokens_user; /* chat mode: each message's content
+                             alone; tokens - both = the framing overhead.
+                             0 in prompt mode. */
+    size_t ncitations;    /* passages written */
+    plumb_citation *citation; /* ncitations entries, citation[i].n == i + 1 */
+    size_t nitems;        /* = the number of hits given */
+    plumb_pack_item *item;
+    size_t included, trimmed, merged, duplicates, left_out, no_text; /* items per fate */
+    int retries;          /* selections redone because the whole was over budget */
+} plumb_packed;
+
+/* Pack `question` and hits[0..nhits) into a prompt (see above). `p` may
+** be NULL for the defaults. `hits` may be NULL when nhits is 0; hit.doc_id
+** must not be NULL for a hit with text. Returns PLUMB_MISUSE for a bad
+** parameter (a template without its required placeholder, dedup outside
+** [0, 1], a negative overhead, no positive budget); PLUMB_ERROR when the
+** templates and the question alone do not fit in the budget (the message
+** gives both counts); PLUMB_NOMEM. On success release *out with
+** plumb_packed_free(). Cost: about one count of each hit that still finds
+** room, a few more for the one trimmed, and one of the final strings;
+** 100 SciFact passages into 8,192 tokens take about 7 ms with cl100k_base
+** (bench/pack_bench.c). */
+PLUMB_API plumb_status plumb_pack(const char *question, const plumb_hit *hits, size_t nhits,
+                                  const plumb_pack_params *p, plumb_packed **out);
+
+/* NULL is a harmless no-op. */
+PLUMB_API void plumb_packed_free(plumb_packed *pk);
+
+/* ------------------------------------------------------------------ */
 /* Integrity                                                           */
 /* ------------------------------------------------------------------ */
 

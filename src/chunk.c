@@ -309,7 +309,13 @@ static size_t piece_prefix_fit(const unsigned char *s, size_t i, const piece *p,
 ** Boundaries
 ** ------------------------------------------------------------------- */
 
-enum { S_WORD = 1, S_SENT, S_LINE, S_LINESENT, S_PARA };
+enum {
+    S_WORD = CHUNK_CUT_WORD,
+    S_SENT = CHUNK_CUT_SENT,
+    S_LINE = CHUNK_CUT_LINE,
+    S_LINESENT = CHUNK_CUT_LINESENT,
+    S_PARA = CHUNK_CUT_PARA
+};
 
 typedef struct bound {
     size_t a, b;      /* a window may end at a and start at b; [a,b) is whitespace */
@@ -645,5 +651,40 @@ done:
     }
     *out = x.sp;
     *nout = x.nsp;
+    return 0;
+}
+
+/* ---------------------------------------------------------------------
+** Cut points for trimming (pack.c): the same boundaries, in one pass
+** ------------------------------------------------------------------- */
+
+int chunk_cuts(const char *text, size_t n, chunk_cut **out, size_t *nout) {
+    *out = NULL;
+    *nout = 0;
+    scanner sc;
+    memset(&sc, 0, sizeof sc);
+    sc.s = (const unsigned char *)text;
+    sc.n = n;
+    sc.prev = -1;
+    chunk_cut *c = NULL;
+    size_t nc = 0, cap = 0;
+    bound bd;
+    while (scan_next(&sc, &bd)) {
+        if (bd.a == 0 || bd.a >= n) continue; /* leading or trailing whitespace */
+        if (nc && c[nc - 1].end == bd.a) continue;
+        if (nc == cap) {
+            size_t ncap = cap ? cap * 2 : 64;
+            if (ncap > SIZE_MAX / sizeof *c) { free(c); return -1; }
+            chunk_cut *p = realloc(c, ncap * sizeof *c);
+            if (!p) { free(c); return -1; }
+            c = p;
+            cap = ncap;
+        }
+        c[nc].end = bd.a;
+        c[nc].strength = bd.strength;
+        nc++;
+    }
+    *out = c;
+    *nout = nc;
     return 0;
 }

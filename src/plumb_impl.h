@@ -206,6 +206,23 @@ size_t chunk_estimate_tokens(const char *s, size_t n);
 int chunk_split(const char *text, size_t n, size_t max_tokens, size_t overlap,
                 chunk_span **out, size_t *nout);
 
+/* Boundary strengths, weakest first. A cut at CHUNK_CUT_SENT or stronger
+** ends a sentence (or a line or paragraph). */
+enum { CHUNK_CUT_WORD = 1, CHUNK_CUT_SENT, CHUNK_CUT_LINE, CHUNK_CUT_LINESENT, CHUNK_CUT_PARA };
+
+typedef struct chunk_cut {
+    size_t end;   /* text[0..end) is a clean prefix: it ends before whitespace
+                     or at the edge of a CJK character */
+    int strength; /* CHUNK_CUT_*, by the rules chunk_split() uses */
+} chunk_cut;
+
+/* Every place where text[0..n) may be cut short, ascending, with the
+** strength chunk_split() gives the boundary (sentence ends: .!? before
+** white space and an upper-case letter or digit, CJK 。！？). Neither 0 nor
+** n is listed. *out is malloc'd (free() it; NULL when *nout is 0);
+** returns 0 or -1 on OOM. For trimming prompt passages (pack.c). */
+int chunk_cuts(const char *text, size_t n, chunk_cut **out, size_t *nout);
+
 
 /* ======================================================================
 ** store.c -- the SQLite index: schema, settings, connections, writes

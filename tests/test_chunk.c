@@ -529,6 +529,42 @@ static void test_scale(void) {
     buf_free(&b);
 }
 
+/* chunk_cuts: the boundaries trimming may cut at, with their strength */
+static void test_cuts(void) {
+    const char *t = "  Hello world. Next one\nthen (Dr. x) said \"Yes.\" Then\n\nPara two"
+                    "\xE3\x80\x82\xE6\xAC\xA1\xE3\x81\xAE ";
+    chunk_cut *c = NULL;
+    size_t n = 0;
+    CHECK(chunk_cuts(t, strlen(t), &c, &n) == 0);
+    /* cut ends and strengths, in order */
+    static const struct { const char *before; int strength; } want[] = {
+        {"Hello", CHUNK_CUT_WORD},       {"world.", CHUNK_CUT_SENT},
+        {"Next", CHUNK_CUT_WORD},        {"one", CHUNK_CUT_LINE},
+        {"then", CHUNK_CUT_WORD},        {"(Dr.", CHUNK_CUT_WORD},
+        {"x)", CHUNK_CUT_WORD},          {"said", CHUNK_CUT_WORD},
+        {"\"Yes.\"", CHUNK_CUT_SENT},   {"Then", CHUNK_CUT_PARA},
+        {"Para", CHUNK_CUT_WORD},        {"two", CHUNK_CUT_WORD}, /* CJK edges */
+        {"\xE3\x80\x82", CHUNK_CUT_SENT}, {"\xE6\xAC\xA1", CHUNK_CUT_WORD},
+        {"\xE3\x81\xAE", CHUNK_CUT_WORD}}; /* before the trailing space */
+    size_t nw = sizeof want / sizeof want[0];
+    CHECK(n == nw);
+    size_t pos = 0;
+    for (size_t i = 0; i < n && i < nw; i++) {
+        const char *at = strstr(t + pos, want[i].before);
+        CHECK(at != NULL);
+        if (!at) break;
+        size_t end = (size_t)(at - t) + strlen(want[i].before);
+        if (c[i].end != end || c[i].strength != want[i].strength)
+            fprintf(stderr, "cut %zu: end %zu strength %d, want %zu %d\n", i, c[i].end,
+                    c[i].strength, end, want[i].strength);
+        CHECK(c[i].end == end && c[i].strength == want[i].strength);
+        pos = end;
+    }
+    free(c);
+    CHECK(chunk_cuts("word", 4, &c, &n) == 0 && n == 0 && c == NULL);
+    CHECK(chunk_cuts("", 0, &c, &n) == 0 && n == 0);
+}
+
 int main(void) {
     test_estimate();
     test_small();
@@ -536,5 +572,6 @@ int main(void) {
     test_long_words();
     test_property();
     test_scale();
+    test_cuts();
     return CHECK_DONE();
 }

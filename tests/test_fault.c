@@ -221,12 +221,63 @@ static void fault_index_paths(void) {
     rm_index(p);
 }
 
+/* pack hits (merge, near-duplicate, trim) into a budget: with the
+** estimate, and with cl100k_base when the shared data has it (loaded
+** before the faults; its counting allocates scratch under them) */
+static void fault_pack(void) {
+    plumb_hit h[4];
+    memset(h, 0, sizeof h);
+    const char *t0 = "Axolotls regrow limbs. They are salamanders. Blastema cells rebuild bone.";
+    const char *t1 = "They are salamanders. Blastema cells rebuild bone. They live in Mexico.";
+    h[0].doc_id = "ax"; h[0].title = "Axolotls"; h[0].text = t0; h[0].score = 4;
+    h[1].doc_id = "fr"; h[1].text = "Frogs do not regrow limbs as adults. Tadpoles can."; h[1].score = 3;
+    h[2].doc_id = "ax"; h[2].chunk_seq = 1; h[2].text = t1; h[2].score = 2;
+    h[3].doc_id = "fr2"; h[3].text = "Frogs do not regrow limbs as adults. Tadpoles can!"; h[3].score = 1;
+    plumb_tokenizer *tok = NULL;
+    const char *shared = getenv("PLUMB_SHARED_DATA");
+    char tp[1024];
+    snprintf(tp, sizeof tp, "%s/tokenizers/cl100k_base.tiktoken", shared ? shared : "../shared/data");
+    if (access(tp, R_OK) == 0) CHECK_OK(plumb_tokenizer_load(tp, &tok));
+    /* budgets that merge, trim, find a duplicate (see the fates checked) */
+    static const int budgets[4] = {140, 155, 125, 155};
+    for (int pass = 0; pass < (tok ? 4 : 2); pass++) {
+        plumb_pack_params pp;
+        plumb_pack_params_init(&pp);
+        pp.tokenizer = pass >= 2 ? tok : NULL;
+        pp.min_passage_tokens = 4;
+        pp.budget = budgets[pass];
+        plumb_packed *ref = NULL;
+        CHECK_OK(plumb_pack("Do axolotls regrow limbs?", h, 4, &pp, &ref));
+        if (!ref) continue;
+        CHECK(pass % 2 ? ref->trimmed + ref->duplicates >= 1 : ref->merged + ref->trimmed >= 1);
+        int done = 0;
+        for (long n = 1; n < 100000 && !done; n++) {
+            plumb_packed *pk = NULL;
+            arm(n);
+            plumb_status rc = plumb_pack("Do axolotls regrow limbs?", h, 4, &pp, &pk);
+            disarm();
+            CHECK(rc == PLUMB_OK || rc == PLUMB_NOMEM);
+            CHECK((rc == PLUMB_OK) == (pk != NULL));
+            if (pk) {
+                CHECK_STR(pk->user, ref->user);
+                CHECK(pk->tokens == ref->tokens);
+                done = !fired;
+                plumb_packed_free(pk);
+            }
+        }
+        CHECK(done);
+        plumb_packed_free(ref);
+    }
+    plumb_tokenizer_free(tok);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/plumb-test-fault-XXXXXX");
     if (!mkdtemp(dir)) { perror("mkdtemp"); return 1; }
     fault_open();
     fault_writes_and_search();
     fault_index_paths();
+    fault_pack();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     if (!check_failures && system(cmd) != 0) return 1;

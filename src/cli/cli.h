@@ -158,5 +158,7 @@ int cli_embed_opt(const cli_parser *ps, int id, plumb_embed_params *ep);
 const char *cli_embed_help_text(void);
 /* URL, model and API key from $PLUMB_EMBED_URL/_MODEL/_API_KEY when not given. */
 void cli_embed_env(plumb_embed_params *ep);
+int cmd_ask(int argc, char **argv);
+void cmd_ask_help(FILE *f);
 
 #endif /* PLUMB_CLI_H */

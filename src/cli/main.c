@@ -398,6 +398,7 @@ static const command commands[] = {
     {"check", cmd_check, cmd_check_help},
     {"eval", cmd_eval, cmd_eval_help},
     {"embed", cmd_embed, cmd_embed_help},
+    {"ask", cmd_ask, cmd_ask_help},
     {NULL, NULL, NULL},
 };
 
@@ -420,6 +421,8 @@ static void main_help(FILE *f) {
             "  delete ID...      remove documents by id\n"
             "  check             verify every part of the index\n"
             "  eval DIR          measure retrieval quality and speed on a BEIR dataset\n"
+            "  ask QUESTION...   --dry-run: the prompt a model would get, packed to its\n"
+            "                    token budget with numbered citations\n"
             "  help [COMMAND]    show the help of a command (same as 'plumb COMMAND --help')\n"
             "\n"
             "Options:\n"
@@ -440,6 +443,7 @@ static void main_help(FILE *f) {
             "  plumb index ~/notes ~/papers/corpus.jsonl\n"
             "  plumb search how do axolotls regrow limbs -k 5\n"
             "  plumb search --json 'quantum chromodynamics' | jq '.hits[0]'\n"
+            "  plumb ask 'how do axolotls regrow limbs' --dry-run --profile gpt-4o\n"
             "  PLUMB_DB=~/corpus.db plumb stats\n",
             PLUMB_VERSION);
 }
