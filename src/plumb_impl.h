@@ -123,6 +123,16 @@ int json_is_true(const json_val *v), json_is_null(const json_val *v);
 const char *json_str(const json_val *v);                   /* NULL unless a string */
 double json_num(const json_val *v);                        /* 0 unless a number */
 
+/* Append s[0..n) as a JSON string literal, quotes included: '"', '\\'
+** and control characters escaped, invalid UTF-8 replaced by U+FFFD and
+** NUL bytes written as \u0000, so the result is valid JSON whatever s
+** holds. */
+void json_buf_str(buf *b, const char *s, size_t n);
+/* Append v as a JSON number (shortest "%.17g" form that reads back, '.'
+** as decimal point whatever the locale); NaN and infinities, which JSON
+** cannot hold, become null. */
+void json_buf_num(buf *b, double v);
+
 /* ======================================================================
 ** tok.c -- the engine's tokenizer (also registered as FTS5 tokenizer)
 **
