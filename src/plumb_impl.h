@@ -134,6 +134,53 @@ void json_buf_str(buf *b, const char *s, size_t n);
 void json_buf_num(buf *b, double v);
 
 /* ======================================================================
+** sse.c -- incremental Server-Sent Events parser (WHATWG event stream)
+**
+** Feed byte slices as they arrive, split anywhere. Lines end in CRLF, LF
+** or CR (a CRLF split between two slices is one line end). "name: value"
+** lines drop one space after the colon ("data:x" and "data: x" are the
+** same); the "data" lines of an event are joined with "\n"; "event" names
+** it (up to a NUL byte; "message" when absent or empty); "id" sets the last event id, which lasts
+** across events; lines starting with ':' are comments; "retry" and
+** unknown fields are ignored; a leading UTF-8 BOM is skipped. A blank
+** line dispatches the pending event when it had at least one data line.
+** An event cut off by the end of the stream is never dispatched.
+**
+** Memory is bounded: when the current line and the pending event together
+** would exceed `max` bytes, sse_feed fails with PLUMB_CORRUPT.
+** ==================================================================== */
+
+/* One event. event and data are NUL-terminated (data may also hold NUL
+** bytes: n is its length) and valid only during the call. Return PLUMB_OK
+** to go on; any other status stops the parser and sse_feed returns it
+** (set the detail with err_set first). */
+typedef plumb_status (*sse_event_fn)(void *arg, const char *event, const char *data, size_t n);
+
+typedef struct sse {
+    sse_event_fn fn;
+    void *arg;
+    size_t max;      /* bytes the current line plus the pending event may hold */
+    buf line;        /* the current line so far, without its end */
+    buf data;        /* data lines of the pending event, joined by "\n" */
+    buf event;       /* event type of the pending event ("" = "message") */
+    buf id;          /* last event id (id.p NULL when none); read it in fn */
+    size_t ndata;    /* data lines in the pending event */
+    int cr;          /* the last byte fed was CR: an LF right after it is skipped */
+    int comment;     /* inside a comment line: dropped up to its end */
+    int first;       /* no line has ended yet (BOM check) */
+    plumb_status rc; /* sticky: the first error or callback stop */
+} sse;
+
+void sse_init(sse *p, size_t max, sse_event_fn fn, void *arg);
+/* Feed n bytes. Returns PLUMB_OK, the callback's status, PLUMB_CORRUPT
+** (event over max) or PLUMB_NOMEM; after a failure every feed returns the
+** same status until sse_reset. */
+plumb_status sse_feed(sse *p, const char *s, size_t n);
+/* Forget all state (a new stream), keeping the buffers' memory. */
+void sse_reset(sse *p);
+void sse_free(sse *p);
+
+/* ======================================================================
 ** tok.c -- the engine's tokenizer (also registered as FTS5 tokenizer)
 **
 ** Pipeline per word: Unicode case folding, diacritic removal, possessive
