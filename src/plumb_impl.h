@@ -140,10 +140,11 @@ void json_buf_num(buf *b, double v);
 ** or CR (a CRLF split between two slices is one line end). "name: value"
 ** lines drop one space after the colon ("data:x" and "data: x" are the
 ** same); the "data" lines of an event are joined with "\n"; "event" names
-** it (up to a NUL byte; "message" when absent or empty); "id" sets the last event id, which lasts
-** across events; lines starting with ':' are comments; "retry" and
-** unknown fields are ignored; a leading UTF-8 BOM is skipped. A blank
-** line dispatches the pending event when it had at least one data line.
+** it (up to a NUL byte; "message" when absent or empty); "id" sets the
+** last event id, which lasts across events; lines starting with ':' are
+** comments; "retry" and unknown fields are ignored; a leading UTF-8 BOM is
+** skipped. A blank line dispatches the pending event when it had at least
+** one data line.
 ** An event cut off by the end of the stream is never dispatched.
 **
 ** Memory is bounded: when the current line and the pending event together
@@ -273,7 +274,8 @@ plumb_status http_chat_stream(const http_cfg *c, const char *system, const char 
 ** in one request. scores[i] receives the relevance score of docs[i]
 ** (higher is better, the server's scale). Accepts the Cohere/Jina shape
 ** {"results": [{"index", "relevance_score"}]} and the TEI shape
-** [{"index", "score"}]; a document without a score is an error. */
+** [{"index", "score"}]; a document without a score is an error. On
+** failure every score is NaN. */
 plumb_status http_rerank(const http_cfg *c, const char *query, const char *const *docs, size_t n,
                          double *scores);
 
