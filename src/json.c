@@ -1,14 +1,17 @@
 /*
 ** json.c -- the only file that includes cJSON.
 **
-** Two uses: validating a metadata string as a JSON object, and reading
-** one BEIR JSONL record ({"_id", "title", "text", "metadata"}) from a
-** line. Positions come from cJSON_ParseWithOpts, never from cJSON's
+** Uses: validating a metadata string as a JSON object, reading one BEIR
+** JSONL record ({"_id", "title", "text", "metadata"}) from a line, a
+** read-only view of whole documents (tokenizer files, HTTP responses),
+** and writing strings and numbers into JSON text (HTTP requests).
+** Positions come from cJSON_ParseWithOpts, never from cJSON's
 ** process-global error pointer, so concurrent parsers do not interfere.
 */
 #include "plumb_impl.h"
 
 #include <cjson/cJSON.h>
+#include <locale.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -100,3 +103,71 @@ int json_is_true(const json_val *v) { return cJSON_IsTrue(N(v)); }
 int json_is_null(const json_val *v) { return cJSON_IsNull(N(v)); }
 const char *json_str(const json_val *v) { return cJSON_IsString(N(v)) ? N(v)->valuestring : NULL; }
 double json_num(const json_val *v) { return cJSON_IsNumber(N(v)) ? N(v)->valuedouble : 0; }
+
+/* ---------------------------------------------------------------- */
+/* Writing JSON text                                                  */
+/* ---------------------------------------------------------------- */
+
+static void put_escaped(buf *b, const char *s, size_t n) {
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0; /* bytes copied as they are, in one append */
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 0x20 && ch != '"' && ch != '\\') { run++; continue; }
+        buf_append(b, s + i - run, run);
+        run = 0;
+        switch (ch) {
+        case '"': buf_puts(b, "\\\""); break;
+        case '\\': buf_puts(b, "\\\\"); break;
+        case '\n': buf_puts(b, "\\n"); break;
+        case '\r': buf_puts(b, "\\r"); break;
+        case '\t': buf_puts(b, "\\t"); break;
+        default: {
+            char u[7] = {'\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15], 0};
+            buf_puts(b, u);
+        }
+        }
+    }
+    buf_append(b, s + n - run, run);
+}
+
+void json_buf_str(buf *b, const char *s, size_t n) {
+    buf_putc(b, '"');
+    if (utf8_check(s, n) == n) {
+        put_escaped(b, s, n);
+    } else {
+        /* utf8_repair drops NUL bytes; repair the pieces between them so
+        ** they still come out as \u0000 */
+        buf fixed = {0};
+        size_t start = 0;
+        for (size_t i = 0; i <= n; i++) {
+            if (i < n && s[i]) continue;
+            buf_reset(&fixed);
+            utf8_repair(s + start, i - start, &fixed, NULL);
+            if (fixed.oom) b->oom = 1;
+            put_escaped(b, fixed.p ? fixed.p : "", fixed.len);
+            if (i < n) buf_puts(b, "\\u0000");
+            start = i + 1;
+        }
+        buf_free(&fixed);
+    }
+    buf_putc(b, '"');
+}
+
+void json_buf_num(buf *b, double v) {
+    if (!isfinite(v)) { buf_puts(b, "null"); return; }
+    char t[40];
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(t, sizeof t, "%.*g", prec, v);
+        if (strtod(t, NULL) == v) break;
+    }
+    /* printf and strtod follow LC_NUMERIC; JSON's decimal point is '.' */
+    const char *dp = localeconv()->decimal_point;
+    char *at = dp && dp[0] && strcmp(dp, ".") ? strstr(t, dp) : NULL;
+    if (at) {
+        size_t dl = strlen(dp);
+        *at = '.';
+        memmove(at + 1, at + dl, strlen(at + dl) + 1);
+    }
+    buf_puts(b, t);
+}

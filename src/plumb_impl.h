@@ -123,6 +123,162 @@ int json_is_true(const json_val *v), json_is_null(const json_val *v);
 const char *json_str(const json_val *v);                   /* NULL unless a string */
 double json_num(const json_val *v);                        /* 0 unless a number */
 
+/* Append s[0..n) as a JSON string literal, quotes included: '"', '\\'
+** and control characters escaped, invalid UTF-8 replaced by U+FFFD and
+** NUL bytes written as \u0000, so the result is valid JSON whatever s
+** holds. */
+void json_buf_str(buf *b, const char *s, size_t n);
+/* Append v as a JSON number (shortest "%.17g" form that reads back, '.'
+** as decimal point whatever the locale); NaN and infinities, which JSON
+** cannot hold, become null. */
+void json_buf_num(buf *b, double v);
+
+/* ======================================================================
+** sse.c -- incremental Server-Sent Events parser (WHATWG event stream)
+**
+** Feed byte slices as they arrive, split anywhere. Lines end in CRLF, LF
+** or CR (a CRLF split between two slices is one line end). "name: value"
+** lines drop one space after the colon ("data:x" and "data: x" are the
+** same); the "data" lines of an event are joined with "\n"; "event" names
+** it (up to a NUL byte; "message" when absent or empty); "id" sets the
+** last event id, which lasts across events; lines starting with ':' are
+** comments; "retry" and unknown fields are ignored; a leading UTF-8 BOM is
+** skipped. A blank line dispatches the pending event when it had at least
+** one data line.
+** An event cut off by the end of the stream is never dispatched.
+**
+** Memory is bounded: when the current line and the pending event together
+** would exceed `max` bytes, sse_feed fails with PLUMB_CORRUPT.
+** ==================================================================== */
+
+/* One event. event and data are NUL-terminated (data may also hold NUL
+** bytes: n is its length) and valid only during the call. Return PLUMB_OK
+** to go on; any other status stops the parser and sse_feed returns it
+** (set the detail with err_set first). */
+typedef plumb_status (*sse_event_fn)(void *arg, const char *event, const char *data, size_t n);
+
+typedef struct sse {
+    sse_event_fn fn;
+    void *arg;
+    size_t max;      /* bytes the current line plus the pending event may hold */
+    buf line;        /* the current line so far, without its end */
+    buf data;        /* data lines of the pending event, joined by "\n" */
+    buf event;       /* event type of the pending event ("" = "message") */
+    buf id;          /* last event id (id.p NULL when none); read it in fn */
+    size_t ndata;    /* data lines in the pending event */
+    int cr;          /* the last byte fed was CR: an LF right after it is skipped */
+    int comment;     /* inside a comment line: dropped up to its end */
+    int first;       /* no line has ended yet (BOM check) */
+    plumb_status rc; /* sticky: the first error or callback stop */
+} sse;
+
+void sse_init(sse *p, size_t max, sse_event_fn fn, void *arg);
+/* Feed n bytes. Returns PLUMB_OK, the callback's status, PLUMB_CORRUPT
+** (event over max) or PLUMB_NOMEM; after a failure every feed returns the
+** same status until sse_reset. */
+plumb_status sse_feed(sse *p, const char *s, size_t n);
+/* Forget all state (a new stream), keeping the buffers' memory. */
+void sse_reset(sse *p);
+void sse_free(sse *p);
+
+/* ======================================================================
+** http.c -- OpenAI-compatible services over HTTP through libcurl (the
+** only file that includes curl): embeddings, streamed chat completions,
+** reranking.
+**
+** Calls are synchronous. Each call makes and frees its own curl handles,
+** so calls on different threads share nothing (curl_global_init runs once,
+** under pthread_once); the config and the inputs are only read.
+**
+** Retries: HTTP 408, 429 and 5xx other than 501 and 505, failed, refused
+** or dropped connections and timeouts are retried up to max_retries times,
+** after backoff_ms doubled per retry (with jitter, capped at 20 s), or
+** after the server's Retry-After (seconds or an HTTP date, capped at 60 s)
+** when it sent one. Other statuses fail at once.
+**
+** Errors: plumb_errmsg() names the method and URL, then what went wrong:
+** "HTTP 400: <the server's error message>", "connection dropped (...)",
+** "malformed JSON at byte 17 of the response", plus the number of
+** attempts when there was more than one. Status codes: PLUMB_HTTP for
+** anything the service or the connection did wrong (error status, broken
+** connection, malformed or inconsistent answer), PLUMB_TIMEOUT when a
+** time limit ran out, PLUMB_ERROR with "cancelled" when *cancel was set or
+** a callback asked to stop, PLUMB_MISUSE for bad arguments, PLUMB_NOMEM.
+** Nothing is printed. The usual proxy variables (https_proxy, no_proxy
+** ...) apply, as they do for the curl tool.
+** ==================================================================== */
+
+typedef struct http_cfg {
+    const char *base_url;    /* "http://127.0.0.1:8080/v1"; "/embeddings", "/chat/completions"
+                                or "/rerank" is appended (a trailing '/' is ignored) */
+    const char *api_key;     /* NULL or "": no Authorization header; else "Bearer KEY" */
+    const char *model;       /* sent as "model"; NULL or "" leaves it out */
+    /* time limits in ms, per attempt; 0 or less: none (connect: curl's 300 s) */
+    long connect_timeout_ms; /* TCP (and TLS) connection set-up; default 5000 */
+    long timeout_ms;         /* the whole request, or for a stream the wait for its
+                                first body byte; default 60000 */
+    long idle_timeout_ms;    /* streams: longest silence between body bytes; default 30000 */
+    int max_retries;         /* retries after the first attempt; default 4 */
+    long backoff_ms;         /* first retry delay, doubled per retry; default 500 */
+    int batch;               /* embeddings: inputs per request; default 64 */
+    int concurrency;         /* embeddings: requests in flight at once; default 4 */
+    volatile int *cancel;    /* NULL, or set to non-zero (from any thread or a signal
+                                handler) to abort within about 50 ms */
+} http_cfg;
+
+/* Defaults as above; base_url, api_key and model NULL. */
+void http_cfg_init(http_cfg *c);
+
+/* Embed texts[0..n) with POST {base_url}/embeddings, {"model", "input":
+** [...]}, c->batch inputs per request and c->concurrency requests at a
+** time. Every response is checked: as many embeddings as inputs, each
+** "index" in range and used once, numbers only, one dimension for all
+** (and equal to expect_dim when that is > 0: the message names both).
+** On PLUMB_OK *out is malloc'd (free()) and holds n * *dim floats, row i
+** the embedding of texts[i]; model_out (may be NULL) receives the model
+** the server reported, or c->model. progress (may be NULL) is called after
+** each batch with the inputs done so far. n == 0 makes no request and
+** gives *out NULL, *dim expect_dim (or 0). On failure *out is NULL and
+** *dim 0. */
+plumb_status http_embed(const http_cfg *c, const char *const *texts, size_t n, int expect_dim,
+                        float **out, int *dim, char model_out[128],
+                        void (*progress)(void *arg, size_t done, size_t total), void *arg);
+
+typedef struct http_chat_result {
+    char model[128];         /* as reported by the server ("" when it did not say) */
+    char finish_reason[32];  /* "stop", "length" ... ("" when the server did not say) */
+    int64_t prompt_tokens;   /* from "usage"; -1 when the server sent none */
+    int64_t completion_tokens;
+    double ttft_ms;          /* from the call to the first content byte, retries included */
+    double total_ms;         /* the whole call */
+    size_t bytes;            /* content bytes handed to on_delta */
+} http_chat_result;
+
+/* POST {base_url}/chat/completions with "stream": true (and usage
+** requested), a system message (skipped when NULL or "") and a user
+** message; max_tokens <= 0 and temperature < 0 leave those fields out.
+** on_delta receives each piece of the answer's content as it arrives
+** (not NUL-terminated, UTF-8 possibly split between pieces); a non-zero
+** return cancels. The stream ends at "data: [DONE]" (or, for servers that
+** omit it, at a clean end after a finish_reason); a server that answers
+** with a plain JSON completion instead of a stream is accepted too.
+** Failures are retried only while no content has been delivered; after
+** that the error says the answer was cut off after N bytes. res (may be
+** NULL) is filled on success and, as far as known, on failure. */
+plumb_status http_chat_stream(const http_cfg *c, const char *system, const char *user,
+                              int max_tokens, double temperature,
+                              int (*on_delta)(void *arg, const char *s, size_t n), void *arg,
+                              http_chat_result *res);
+
+/* POST {base_url}/rerank {"model", "query", "documents": [...], "top_n": n}
+** in one request. scores[i] receives the relevance score of docs[i]
+** (higher is better, the server's scale). Accepts the Cohere/Jina shape
+** {"results": [{"index", "relevance_score"}]} and the TEI shape
+** [{"index", "score"}]; a document without a score is an error. On
+** failure every score is NaN. */
+plumb_status http_rerank(const http_cfg *c, const char *query, const char *const *docs, size_t n,
+                         double *scores);
+
 /* ======================================================================
 ** tok.c -- the engine's tokenizer (also registered as FTS5 tokenizer)
 **

@@ -1,6 +1,9 @@
-/* test_util.c -- utf8 validation/repair, the content hash, buf. */
+/* test_util.c -- utf8 validation/repair, the content hash, buf, json.c's writers. */
 #include "check.h"
 #include "plumb_impl.h"
+
+#include <locale.h>
+#include <math.h>
 
 static void test_utf8(void) {
     CHECK(utf8_check("", 0) == 0);
@@ -93,10 +96,55 @@ static void test_status(void) {
     CHECK_STR(plumb_errmsg(), "file x.txt line 3");
 }
 
+/* json_buf_str / json_buf_num give JSON that reads back to the input. */
+static void test_json_writers(void) {
+    const char *cases[] = {"plain", "quote \" backslash \\ slash /", "tab\tnl\ncr\rbell\x07",
+                           "\xE4\xB8\xAD\xE6\x96\x87 \xF0\x9F\x98\x80", ""};
+    for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
+        buf b = {0};
+        json_buf_str(&b, cases[i], strlen(cases[i]));
+        json_val *v = json_parse(b.p, NULL);
+        CHECK_STR(json_str(v), cases[i]);
+        json_free(v);
+        buf_free(&b);
+    }
+    /* invalid UTF-8 becomes U+FFFD; NUL stays as \u0000 */
+    buf b = {0};
+    json_buf_str(&b, "a\xFF" "b\0c", 5);
+    CHECK_STR(b.p, "\"a\xEF\xBF\xBD" "b\\u0000c\"");
+    buf_reset(&b);
+    json_buf_str(&b, "x\0y", 3);
+    CHECK_STR(b.p, "\"x\\u0000y\"");
+    buf_reset(&b);
+    double nums[] = {0, 0.7, -1.5, 1e-300, 123456789.125, 0.1 + 0.2};
+    for (size_t i = 0; i < sizeof nums / sizeof *nums; i++) {
+        buf_reset(&b);
+        json_buf_num(&b, nums[i]);
+        json_val *v = json_parse(b.p, NULL);
+        CHECK(json_is_num(v) && json_num(v) == nums[i]);
+        json_free(v);
+    }
+    buf_reset(&b);
+    json_buf_num(&b, 0.7);
+    CHECK_STR(b.p, "0.7");
+    buf_reset(&b);
+    json_buf_num(&b, NAN);
+    CHECK_STR(b.p, "null");
+    /* a decimal comma locale does not leak into JSON */
+    if (setlocale(LC_NUMERIC, "de_DE.UTF-8") || setlocale(LC_NUMERIC, "fr_FR.UTF-8")) {
+        buf_reset(&b);
+        json_buf_num(&b, 2.5);
+        CHECK_STR(b.p, "2.5");
+        setlocale(LC_NUMERIC, "C");
+    }
+    buf_free(&b);
+}
+
 int main(void) {
     test_utf8();
     test_hash();
     test_buf();
     test_status();
+    test_json_writers();
     return CHECK_DONE();
 }
