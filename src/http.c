@@ -414,7 +414,7 @@ static plumb_status run(call *k, req *slots, int nslots) {
     for (int i = 0; i < nslots; i++) slots[i].k = k;
     for (;;) {
         if (cancelled(k)) {
-            rc = err_set(PLUMB_ERROR, "POST %s: cancelled", k->url);
+            rc = err_set(PLUMB_CANCELLED, "POST %s: cancelled", k->url);
             goto done;
         }
         double now = now_ms(), wake = now + TICK_MS;
@@ -761,7 +761,7 @@ static plumb_status deliver(chat_op *x, const char *s, size_t n) {
     if (!n) return PLUMB_OK;
     if (x->k->delivered == 0) x->r.ttft_ms = now_ms() - x->k->t0;
     x->k->delivered += n;
-    if (x->on_delta(x->arg, s, n)) return err_set(PLUMB_ERROR, "cancelled");
+    if (x->on_delta(x->arg, s, n)) return err_set(PLUMB_CANCELLED, "cancelled");
     return PLUMB_OK;
 }
 

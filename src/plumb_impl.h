@@ -202,7 +202,7 @@ void sse_free(sse *p);
 ** attempts when there was more than one. Status codes: PLUMB_HTTP for
 ** anything the service or the connection did wrong (error status, broken
 ** connection, malformed or inconsistent answer), PLUMB_TIMEOUT when a
-** time limit ran out, PLUMB_ERROR with "cancelled" when *cancel was set or
+** time limit ran out, PLUMB_CANCELLED when *cancel was set or
 ** a callback asked to stop, PLUMB_MISUSE for bad arguments, PLUMB_NOMEM.
 ** Nothing is printed. The usual proxy variables (https_proxy, no_proxy
 ** ...) apply, as they do for the curl tool.

@@ -47,6 +47,7 @@ counters separate between test cases; every POST counts under the full name):
                      random delay of up to 40 ms
   tei-shape          rerank: a bare list [{"index", "score"}]
   missing-score      rerank: the last document's result left out
+  400-at-3           the 3rd request: 400 (not retried); all others normal
 When --key is given, a request without "Authorization: Bearer KEY" gets 401.
 """
 import argparse
@@ -193,6 +194,8 @@ class Handler(BaseHTTPRequestHandler):
         elif mode == "fail-500-always":
             self.send_json(500, oai_error("The server had an error while processing your "
                                           "request", "server_error"))
+        elif mode == "400-at-3" and nth == 3:
+            self.send_json(400, oai_error("input 3 rejected (test: 400-at-3)"))
         elif mode == "400-error":
             self.send_json(400, oai_error("This model's maximum context length is 8192 tokens, "
                                           "however you requested 9000 tokens"))

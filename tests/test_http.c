@@ -356,7 +356,7 @@ static void test_cancel(void) {
     c.cancel = &flag;
     double t0 = now_ms();
     pthread_create(&th, NULL, cancel_later, &k);
-    CHECK_RC(http_embed(&c, texts, 5, 0, &out, &dim, NULL, NULL, NULL), PLUMB_ERROR);
+    CHECK_RC(http_embed(&c, texts, 5, 0, &out, &dim, NULL, NULL, NULL), PLUMB_CANCELLED);
     pthread_join(th, NULL);
     CHECK(now_ms() - t0 < 1000);
     CHECK_MSG("cancelled");
@@ -368,7 +368,7 @@ static void test_cancel(void) {
     c.backoff_ms = 10000;
     t0 = now_ms();
     pthread_create(&th, NULL, cancel_later, &k);
-    CHECK_RC(http_embed(&c, texts, 5, 0, &out, &dim, NULL, NULL, NULL), PLUMB_ERROR);
+    CHECK_RC(http_embed(&c, texts, 5, 0, &out, &dim, NULL, NULL, NULL), PLUMB_CANCELLED);
     pthread_join(th, NULL);
     CHECK(now_ms() - t0 < 1000);
     CHECK_MSG("cancelled");
@@ -378,7 +378,7 @@ static void test_cancel(void) {
     flag = 1;
     cfg(&c, "plain:cancelled");
     c.cancel = &flag;
-    CHECK_RC(http_embed(&c, texts, 5, 0, &out, &dim, NULL, NULL, NULL), PLUMB_ERROR);
+    CHECK_RC(http_embed(&c, texts, 5, 0, &out, &dim, NULL, NULL, NULL), PLUMB_CANCELLED);
     CHECK(attempts("plain:cancelled") == 0);
 }
 
@@ -495,7 +495,7 @@ static void test_chat(void) {
 
     /* the callback stops the answer */
     a.stop_at = 2;
-    CHECK_RC(chat("plain:stop", &a, &r, NULL), PLUMB_ERROR);
+    CHECK_RC(chat("plain:stop", &a, &r, NULL), PLUMB_CANCELLED);
     CHECK_MSG("cancelled");
     CHECK(a.calls == 2);
     a.stop_at = 0;

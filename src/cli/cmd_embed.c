@@ -52,11 +52,12 @@ void cli_embed_env(plumb_embed_params *ep) {
     if (!ep->api_key && k && *k) ep->api_key = k;
 }
 
-enum { O_DB = 1, O_RETRAIN, O_JSON, O_QUIET, O_VERBOSE, O_HELP };
+enum { O_DB = 1, O_RETRAIN, O_JSON, O_QUIET, O_VERBOSE, O_HELP, O_COMMIT };
 
 static const cli_opt opts[] = {
     {"db", 0, 1, O_DB},
     {"retrain", 0, 0, O_RETRAIN},
+    {"commit-every", 0, 1, O_COMMIT},
     {"json", 0, 0, O_JSON},
     {"quiet", 'q', 0, O_QUIET},
     {"verbose", 'v', 0, O_VERBOSE},
@@ -79,7 +80,8 @@ void cmd_embed_help(FILE *f) {
             "\n"
             "Options:\n"
             "  --db FILE            the index (default: $PLUMB_DB, else ./plumb.db)\n"
-            "  --retrain            train anew (lsa) or switch model (http) and re-embed\n");
+            "  --retrain            train anew (lsa) or switch model (http) and re-embed\n"
+            "  --commit-every N     vectors per transaction (default 2000)\n");
     fputs(cli_embed_help_text(), f);
     fprintf(f,
             "  --json               print the result as one JSON object on stdout\n"
@@ -133,6 +135,7 @@ int cmd_embed(int argc, char **argv) {
         case CLI_ARG: return cli_usage("embed", "unexpected argument '%s'", ps.val);
         case O_DB: dbopt = ps.val; break;
         case O_RETRAIN: ep.retrain = 1; break;
+        case O_COMMIT: bad = cli_int_arg(&ps, 1, 1000000, &ep.commit_every); break;
         case O_JSON: json = 1; break;
         case O_QUIET: c.quiet = 1; c.verbose = 0; break;
         case O_VERBOSE: c.verbose = 1; c.quiet = 0; break;
