@@ -1128,6 +1128,63 @@ PLUMB_API plumb_status plumb_pack(const char *question, const plumb_hit *hits, s
 PLUMB_API void plumb_packed_free(plumb_packed *pk);
 
 /* ------------------------------------------------------------------ */
+/* Asking a generator (src/ask.c)                                      */
+/* ------------------------------------------------------------------ */
+/*
+** plumb_ask = plumb_search + plumb_pack + an OpenAI-compatible
+** /v1/chat/completions call (Ollama, llama.cpp's server, vLLM, OpenAI),
+** streamed: each piece of the answer goes to on_delta as it arrives.
+** Failures before the first piece (429, 5xx, refused connections,
+** timeouts) are retried with backoff (Retry-After honoured); after it, a
+** broken stream is an error that says how much arrived (the part that did
+** is in the answer). The model name the server reports is kept per
+** requested model in the index's settings (when the handle is writable):
+** when it changes between runs, the answer says so (model_changed) --
+** pin the exact version to keep answers comparable.
+*/
+
+typedef struct plumb_ask_params {
+    plumb_search_params search; /* from plumb_search_params_init (k = 10) */
+    plumb_pack_params pack;     /* from plumb_pack_params_init */
+    const char *url;            /* base URL, e.g. "http://127.0.0.1:11434/v1" */
+    const char *model;          /* model name to ask for */
+    const char *api_key;        /* NULL or "": none; never stored */
+    int max_tokens;             /* answer limit; <= 0: pack.reserve_answer */
+    double temperature;         /* default 0 */
+    long timeout_ms;            /* wait for the first byte (default 60000) */
+    long idle_timeout_ms;       /* silence allowed mid-stream (default 30000) */
+    int max_retries;            /* before the first token (default 4) */
+    /* Each piece of the answer as it arrives (may be NULL); non-zero stops. */
+    int (*on_delta)(void *arg, const char *text, size_t n);
+    void *arg;
+    volatile int *cancel;       /* set to 1 (e.g. from SIGINT) to stop: PLUMB_CANCELLED */
+} plumb_ask_params;
+
+PLUMB_API void plumb_ask_params_init(plumb_ask_params *p);
+
+typedef struct plumb_answer {
+    char *text;              /* the answer (what arrived, also on failure) */
+    plumb_hits *hits;        /* what the search returned */
+    plumb_packed *packed;    /* the prompt sent; citations [n] refer to it */
+    char model[128];         /* the model the server says answered */
+    int model_changed;       /* 1: another than last time for this name */
+    char previous_model[128];
+    char finish_reason[32];
+    int64_t prompt_tokens, completion_tokens; /* as the server counted; -1 if not sent */
+    double search_ms, pack_ms, first_token_ms, total_ms;
+    int64_t log_id;          /* the query-log entry (0 when not logged) */
+} plumb_answer;
+
+/* Ask. *out is set whenever the search and packing succeeded (also when
+** the generator then failed: the answer holds what arrived), and is
+** released with plumb_answer_free. Status: PLUMB_HTTP / PLUMB_TIMEOUT for
+** the service (the message names the URL, the status and the server's
+** own message), PLUMB_CANCELLED, or what search and packing return. */
+PLUMB_API plumb_status plumb_ask(plumb_db *db, const char *question, const plumb_ask_params *p,
+                                 plumb_answer **out);
+PLUMB_API void plumb_answer_free(plumb_answer *a);
+
+/* ------------------------------------------------------------------ */
 /* Integrity                                                           */
 /* ------------------------------------------------------------------ */
 

@@ -17,11 +17,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <signal.h>
 #include <unistd.h>
 
 enum {
     O_DRY = 1, O_DB, O_K, O_BUDGET, O_WINDOW, O_RESERVE, O_PROFILE, O_TOKENIZER, O_TSYS,
-    O_TUSER, O_TPASS, O_ORDER, O_DEDUP, O_NOMERGE, O_MAXP, O_NOCHAT, O_JSON, O_HELP
+    O_TUSER, O_TPASS, O_ORDER, O_DEDUP, O_NOMERGE, O_MAXP, O_NOCHAT, O_JSON, O_HELP,
+    O_URL, O_MODEL, O_MAXTOK, O_TEMP, O_TIMEOUT
 };
 
 static const cli_opt opts[] = {
@@ -44,6 +46,11 @@ static const cli_opt opts[] = {
     {"no-chat", 0, 0, O_NOCHAT},
     {"json", 0, 0, O_JSON},
     {"help", 'h', 0, O_HELP},
+    {"url", 0, 1, O_URL},
+    {"model", 0, 1, O_MODEL},
+    {"max-tokens", 0, 1, O_MAXTOK},
+    {"temperature", 0, 1, O_TEMP},
+    {"timeout", 0, 1, O_TIMEOUT},
     {NULL, 0, 0, 0},
 };
 
@@ -53,18 +60,29 @@ void cmd_ask_help(FILE *f) {
     plumb_pack_params pp;
     plumb_pack_params_init(&pp);
     fprintf(f,
-            "Usage: plumb ask QUESTION... --dry-run [OPTIONS]\n"
+            "Usage: plumb ask QUESTION... --url URL --model NAME [OPTIONS]\n"
+            "       plumb ask QUESTION... --dry-run [OPTIONS]\n"
             "\n"
             "Search the index for the question, then pack the best passages into a prompt\n"
             "for a generator model that fits its token budget exactly: numbered passages\n"
             "with their titles and sources, adjacent chunks of a document merged, near-\n"
             "duplicates dropped, the passage that does not fit cut at a sentence end.\n"
+            "The prompt goes to an OpenAI-compatible /v1/chat/completions service (Ollama,\n"
+            "llama.cpp's server, vLLM, OpenAI); the answer is printed as it streams in,\n"
+            "then the sources its [n] citations refer to. Ctrl-C stops it (exit 130).\n"
             "--dry-run prints the prompt (system and user messages), the citations, what\n"
-            "became of every hit, and the token count. Sending the prompt to a model is\n"
-            "not built yet: without --dry-run the command stops with exit status 2.\n"
+            "became of every hit, and the token count, and calls no model.\n"
             "\n"
             "Options:\n"
             "  --dry-run              pack and print; do not call a model\n"
+            "  --url URL              the generator's base URL, e.g.\n"
+            "                         http://127.0.0.1:11434/v1 (default $PLUMB_LLM_URL);\n"
+            "                         the key comes from $PLUMB_LLM_API_KEY\n"
+            "  --model NAME           the model (default $PLUMB_LLM_MODEL); the name the\n"
+            "                         server reports is recorded, and a change is flagged\n"
+            "  --max-tokens N         answer limit (default: the reserve)\n"
+            "  --temperature X        0..2 (default 0)\n"
+            "  --timeout S            seconds to wait for the first token (default 60)\n"
             "  --db FILE              the index (default: $PLUMB_DB, else ./plumb.db);\n"
             "                         --index FILE is the same\n"
             "  -k N                   hits to search for and pack from, 1..10000 (default %d)\n"
@@ -317,6 +335,118 @@ static void print_human(const plumb_hits *h, const plumb_packed *pk, int styled)
            pk->merged, pk->duplicates, pk->left_out + pk->no_text);
 }
 
+/* ------------------------------------------------------------------ */
+/* The generator                                                       */
+/* ------------------------------------------------------------------ */
+
+static volatile int ask_cancel;
+static void on_sigint(int sig) {
+    (void)sig;
+    ask_cancel = 1;
+}
+
+static int print_piece(void *arg, const char *s, size_t n) {
+    (void)arg;
+    fwrite(s, 1, n, stdout);
+    fflush(stdout);
+    return 0;
+}
+
+static int ask_generator(plumb_db *db, const char *question, const plumb_search_params *sp,
+                         const plumb_pack_params *pp, const char *url, const char *model,
+                         int max_tokens, double temperature, double timeout_s, int json,
+                         plumb_answer **ans) {
+    plumb_ask_params ap;
+    plumb_ask_params_init(&ap);
+    ap.search = *sp;
+    ap.pack = *pp;
+    ap.url = url;
+    ap.model = model;
+    ap.api_key = getenv("PLUMB_LLM_API_KEY");
+    ap.max_tokens = max_tokens;
+    ap.temperature = temperature;
+    ap.timeout_ms = (long)(timeout_s * 1000);
+    ap.on_delta = json ? NULL : print_piece;
+    ap.cancel = &ask_cancel;
+    struct sigaction sa, old;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;
+    sigaction(SIGINT, &sa, &old);
+    plumb_status rc = plumb_ask(db, question, &ap, ans);
+    sigaction(SIGINT, &old, NULL);
+    plumb_answer *a = *ans;
+    if (!json && a && a->text[0]) putchar('\n');
+    if (a && a->model_changed)
+        fprintf(stderr, "plumb: warning: the server answered with model '%s', last time with "
+                "'%s': answers may not be comparable\n", a->model, a->previous_model);
+    if (json && a) {
+        printf("{\"question\":");
+        cli_json_str(stdout, question);
+        printf(",\"answer\":");
+        cli_json_str(stdout, a->text);
+        printf(",\"model\":");
+        cli_json_str(stdout, a->model);
+        printf(",\"model_changed\":%s,\"finish_reason\":", a->model_changed ? "true" : "false");
+        cli_json_str(stdout, a->finish_reason);
+        printf(",\"prompt_tokens\":%lld,\"packed_tokens\":%zu,\"packed_tokens_exact\":%s,"
+               "\"completion_tokens\":%lld,\"log_id\":%lld,\"search_ms\":",
+               (long long)a->prompt_tokens, a->packed->tokens, a->packed->exact ? "true" : "false",
+               (long long)a->completion_tokens, (long long)a->log_id);
+        cli_json_num(stdout, a->search_ms);
+        printf(",\"first_token_ms\":");
+        cli_json_num(stdout, a->first_token_ms);
+        printf(",\"total_ms\":");
+        cli_json_num(stdout, a->total_ms);
+        printf(",\"sources\":[");
+        for (size_t i = 0; i < a->packed->ncitations; i++) {
+            const plumb_citation *c = &a->packed->citation[i];
+            printf("%s{\"n\":%d,\"doc_id\":", i ? "," : "", c->n);
+            cli_json_str(stdout, c->doc_id);
+            printf(",\"title\":");
+            cli_json_str(stdout, c->title);
+            printf(",\"source\":");
+            cli_json_str(stdout, c->source);
+            printf("}");
+        }
+        printf("]");
+        if (rc) {
+            printf(",\"error\":{\"status\":");
+            cli_json_str(stdout, plumb_status_str(rc));
+            printf(",\"message\":");
+            cli_json_str(stdout, plumb_errmsg());
+            printf("}");
+        }
+        printf("}\n");
+    } else if (a) {
+        /* the sources the answer can cite */
+        printf("\nSources:\n");
+        for (size_t i = 0; i < a->packed->ncitations; i++) {
+            const plumb_citation *c = &a->packed->citation[i];
+            printf("  [%d] ", c->n);
+            cli_put_clean(stdout, c->title && *c->title ? c->title : c->doc_id, 0);
+            if (c->source && *c->source && strcmp(c->source, c->doc_id)) {
+                printf(" (");
+                cli_put_clean(stdout, c->source, 0);
+                printf(")");
+            } else if (c->title && *c->title) {
+                printf(" (");
+                cli_put_clean(stdout, c->doc_id, 0);
+                printf(")");
+            }
+            putchar('\n');
+        }
+        fprintf(stderr, "%s; prompt %zu tokens (%s); first token %.0f ms, %.0f ms in all%s\n",
+                a->model[0] ? a->model : model, a->packed->tokens,
+                a->packed->exact ? "exact" : "estimated", a->first_token_ms, a->total_ms,
+                a->log_id ? "" : "");
+    }
+    if (rc) {
+        cli_fail(rc, rc == PLUMB_CANCELLED ? "stopped" : "asking the model failed");
+        return rc == PLUMB_CANCELLED ? 130 : CLI_EXIT_FAIL;
+    }
+    return CLI_EXIT_OK;
+}
+
 int cmd_ask(int argc, char **argv) {
     plumb_pack_params pp;
     plumb_search_params sp;
@@ -332,6 +462,10 @@ int cmd_ask(int argc, char **argv) {
     int nwords = 0, json = 0, dry = 0, code = CLI_EXIT_OK;
     int budget = -1, window = -1, reserve = -1, order = -1, nomerge = 0, nochat = 0, maxp = -1;
     double dedup = -1;
+    const char *url = NULL, *model = NULL;
+    int max_tokens = 0;
+    double temperature = 0, timeout_s = 60;
+    plumb_answer *ans = NULL;
     cli_parser ps;
 
     plumb_pack_params_init(&pp);
@@ -377,6 +511,11 @@ int cmd_ask(int argc, char **argv) {
         case O_NOCHAT: nochat = 1; break;
         case O_JSON: json = 1; break;
         case O_HELP: cmd_ask_help(stdout); goto done;
+        case O_URL: url = ps.val; break;
+        case O_MODEL: model = ps.val; break;
+        case O_MAXTOK: bad = cli_int_arg(&ps, 1, 10000000, &max_tokens); break;
+        case O_TEMP: bad = cli_num_arg(&ps, 0, 2, &temperature); break;
+        case O_TIMEOUT: bad = cli_num_arg(&ps, 0.1, 86400, &timeout_s); break;
         default: break;
         }
         if (bad) {
@@ -389,11 +528,13 @@ int cmd_ask(int argc, char **argv) {
         goto done;
     }
     if (!dry) {
-        fputs("plumb: ask: sending the prompt to a model needs the generator client, which is "
-              "not built yet;\nuse --dry-run to see the packed prompt\n",
-              stderr);
-        code = CLI_EXIT_USAGE;
-        goto done;
+        if (!url) url = getenv("PLUMB_LLM_URL");
+        if (!model) model = getenv("PLUMB_LLM_MODEL");
+        if (!url || !*url || !model || !*model) {
+            code = cli_usage("ask", "the generator needs --url and --model (or $PLUMB_LLM_URL "
+                             "and $PLUMB_LLM_MODEL); --dry-run shows the prompt without one");
+            goto done;
+        }
     }
     question = join_args(words, nwords);
     if (!question) {
@@ -464,8 +605,14 @@ int cmd_ask(int argc, char **argv) {
     sp.with_text = 1;
     sp.snippet_tokens = 0;
     const char *dbpath = cli_db_path(dbopt);
-    code = cli_open_existing(dbpath, 1, &db);
+    code = cli_open_existing(dbpath, dry, &db); /* asking records the served model */
+    if (code == CLI_EXIT_FAIL && !dry) code = cli_open_existing(dbpath, 1, &db);
     if (code) goto done;
+    if (!dry) {
+        code = ask_generator(db, question, &sp, &pp, url, model, max_tokens, temperature,
+                             timeout_s, json, &ans);
+        goto done;
+    }
     plumb_status rc = plumb_search(db, question, &sp, &hits);
     if (rc != PLUMB_OK) {
         cli_fail(rc, "search failed");
@@ -484,6 +631,7 @@ int cmd_ask(int argc, char **argv) {
         print_human(hits, pk, cli_can_style(stdout));
 
 done:
+    plumb_answer_free(ans);
     plumb_packed_free(pk);
     plumb_hits_free(hits);
     plumb_close(db);
