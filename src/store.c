@@ -929,12 +929,14 @@ plumb_status store_walk_reset(plumb_db *db) {
     return exec(db->w, "DELETE FROM temp.seen_files", "reset walk");
 }
 
-plumb_status store_walk_add(plumb_db *db, const char *path) {
+plumb_status store_walk_add(plumb_db *db, const char *path, int *dup) {
     sqlite3_stmt *st;
     plumb_status rc = wstmt(db, WS_WALK_ADD, &st);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
-    return run(db, st, "record walked file");
+    rc = run(db, st, "record walked file");
+    *dup = !rc && sqlite3_changes(db->w) == 0;
+    return rc;
 }
 
 plumb_status store_files_unseen(plumb_db *db, const char *root, int64_t **ids, char ***paths,
