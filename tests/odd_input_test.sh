@@ -30,7 +30,8 @@
 #             byte order mark (dropped), invalid UTF-8 in a JSONL line
 #             (repaired, named by line), a UTF-16 JSONL file (skipped).
 #   big       only with ODD_BIG=1 (minutes, 4 GB of disk): a 2 GB .txt
-#             (skipped: over the 1 GiB limit of a whole-file read), a 2 GB
+#             (skipped: over the 1 GiB limit of a whole-file read), a
+#             1000 MiB .txt (the largest read whole: indexed), a 2 GB
 #             sparse .jsonl with no newline (streamed, its one line skipped
 #             as over 256 MiB), a 2 GB .jsonl of records (streamed, all
 #             indexed); peak RSS printed from /usr/bin/time when present.
@@ -339,6 +340,19 @@ if [ "${ODD_BIG:-0}" = 1 ]; then
   index "big: 2 GB .txt" "$db" "$d/sparse.txt"
   said "big: 2 GB .txt" "sparse.txt: skipped \(2147483648 bytes; files over 1 GiB"
   rm -f "$d/sparse.txt"
+  # the largest text file read whole: 1000 MiB, one document
+  python3 - "$d/gig.txt" <<'EOF'
+import sys
+words = ' '.join('g%s' % ''.join('abcdefghij'[int(c)] for c in str(i)) for i in range(5000)) + '\n'
+with open(sys.argv[1], 'w') as f:
+    f.write('gigstartword\n')
+    for _ in range(1000 * 1048576 // len(words)): f.write(words)
+    f.write('gigendword\n')
+EOF
+  timed "1000 MiB .txt" "$plumb" index "$d/gig.txt" --db "$tmp/gig.db" --json >"$tmp/res" 2>"$tmp/stderr" &&
+    ok || bad "big: 1000 MiB .txt: exit $?: $(cat "$tmp/stderr")"
+  found "big: 1000 MiB .txt, its end" "$tmp/gig.db" gigendword "gig.txt"
+  rm -f "$d/gig.txt" "$tmp/gig.db"*
   truncate -s 2G "$d/sparse.jsonl"
   timed "2 GB sparse .jsonl" "$plumb" index "$d/sparse.jsonl" --db "$db" --json >"$tmp/res" 2>"$tmp/stderr" &&
     ok || bad "big: sparse .jsonl: exit $?: $(cat "$tmp/stderr")"
