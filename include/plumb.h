@@ -215,7 +215,10 @@ PLUMB_API void plumb_index_params_init(plumb_index_params *p);
 ** canonical absolute path; a JSONL record's id is its "_id".
 ** Unchanged files are skipped by content hash; changed files replace their
 ** documents. Problems with single files or records are reported through
-** p->message and counted in *stats; they do not stop the run. Returns an
+** p->message and counted in *stats; they do not stop the run (what each
+** odd input becomes -- encodings, NUL bytes, overlong lines, deep trees,
+** link loops, files changing while read -- is listed at the top of
+** src/ingest.c and in `plumb index --help`). Returns an
 ** error only when the index itself cannot be written or a path given
 ** explicitly does not exist (after indexing the others). `stats` may be NULL;
 ** when given it is filled in on success and on failure alike (it counts

@@ -26,6 +26,8 @@ int json_is_object(const char *s, size_t *err_off) {
     return obj;
 }
 
+static json_rec_status parse_rec(const char *line, json_rec *r);
+
 static const char *str_of(cJSON *o, const char *key, int *bad) {
     cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
     if (cJSON_IsString(v)) return v->valuestring;
@@ -33,8 +35,42 @@ static const char *str_of(cJSON *o, const char *key, int *bad) {
     return NULL;
 }
 
+/* The escapes \u0000 in s: cJSON decodes one into a NUL inside a C string,
+** which cuts the value there (the rest of a text, silently). Returns how
+** many there are; with out != NULL, also writes s without them to out
+** (room for strlen(s) + 1). A backslash is an escape's only when it is not
+** itself escaped; outside strings JSON has no backslashes. */
+static size_t nul_escapes(const char *s, char *out) {
+    size_t n = 0;
+    while (*s) {
+        if (s[0] == '\\' && s[1] == 'u' && s[2] == '0' && s[3] == '0' && s[4] == '0' &&
+            s[5] == '0') {
+            n++;
+            s += 6;
+            continue;
+        }
+        size_t step = s[0] == '\\' && s[1] ? 2 : 1;
+        if (out) { memcpy(out, s, step); out += step; }
+        s += step;
+    }
+    if (out) *out = 0;
+    return n;
+}
+
 json_rec_status json_rec_parse(const char *line, json_rec *r) {
     memset(r, 0, sizeof *r);
+    char *clean = NULL;
+    if ((r->nul_escapes = nul_escapes(line, NULL)) != 0) {
+        if (!(clean = malloc(strlen(line) + 1))) return JSON_REC_NOMEM;
+        nul_escapes(line, clean);
+        line = clean; /* columns in messages are then the cleaned line's */
+    }
+    json_rec_status st = parse_rec(line, r);
+    free(clean);
+    return st;
+}
+
+static json_rec_status parse_rec(const char *line, json_rec *r) {
     const char *end = NULL;
     cJSON *j = cJSON_ParseWithOpts(line, &end, 0);
     if (!j) {

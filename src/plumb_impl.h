@@ -71,6 +71,12 @@ size_t utf8_check(const char *s, size_t n);
 ** *first_bad (may be NULL) receives the offset of the first one, or n. */
 size_t utf8_repair(const char *s, size_t n, buf *out, size_t *first_bad);
 
+/* Appends UTF-16 s[0..n) (no byte order mark; big_endian or little) to out
+** as UTF-8. Lone surrogates and an odd last byte become U+FFFD, U+0000 is
+** dropped; returns how many such units there were, *first_bad (may be
+** NULL) the byte offset of the first, or n. */
+size_t utf16_to_utf8(const char *s, size_t n, int big_endian, buf *out, size_t *first_bad);
+
 /* ======================================================================
 ** json.c -- the only file that includes cJSON
 ** ==================================================================== */
@@ -97,11 +103,14 @@ typedef struct json_rec {
     char *metadata;       /* "metadata" object printed compactly; NULL if absent or empty */
     int title_bad, text_bad; /* present but neither a string nor null */
     size_t err_col;
+    size_t nul_escapes;   /* \u0000 escapes dropped from the line before parsing */
     char idnum[32];
     void *tree;
 } json_rec;
 
-/* Parse one NUL-terminated line. Call json_rec_free() whatever it returns. */
+/* Parse one NUL-terminated line. Escapes \u0000 are dropped (counted in
+** nul_escapes): text in the index holds no NUL, and a decoded NUL would cut
+** the C string there. Call json_rec_free() whatever it returns. */
 json_rec_status json_rec_parse(const char *line, json_rec *r);
 void json_rec_free(json_rec *r);
 
@@ -502,9 +511,10 @@ plumb_status store_prune_unseen(plumb_db *db, int64_t file_id, int64_t *n);
 
 /* Files recorded under `root` (a canonical path: the file itself or a
 ** directory) that are not in the walk's seen list. The callback gets
-** each one's id and path; store_walk_* maintain the seen list. */
+** each one's id and path; store_walk_* maintain the seen list
+** (store_walk_add sets *dup when the path was in it already). */
 plumb_status store_walk_reset(plumb_db *db);
-plumb_status store_walk_add(plumb_db *db, const char *path);
+plumb_status store_walk_add(plumb_db *db, const char *path, int *dup);
 plumb_status store_files_unseen(plumb_db *db, const char *root,
                                 int64_t **ids, char ***paths, size_t *n);
 

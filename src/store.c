@@ -92,12 +92,26 @@ static char *immutable_uri(const char *path) {
     return p;
 }
 
+/* A read-only handle on an index we could write connects read-write with
+** query_only set. The reason is what it leaves behind: any connection to a
+** WAL database creates -wal and -shm beside it, and only a read-write
+** connection that closes last removes them again (SQLite checkpoints, an
+** empty WAL here, and deletes both when it can lock the database
+** exclusively), so `plumb search` on an index at rest leaves it one file,
+** as it found it. A read-only connection cannot, and would leave both. When
+** another process still has the index open, the files stay for it. An
+** index we may not write is opened SQLITE_OPEN_READONLY (immutable: see
+** above); then -wal/-shm are left only where they could be made, that is
+** when the directory is writable but the file is not (a chmod 444 index),
+** because SQLite needs the -shm to read a WAL database. */
 static plumb_status connect(plumb_db *db, int readonly, int create, sqlite3 **out) {
     *out = NULL;
-    int flags = SQLITE_OPEN_NOMUTEX | (readonly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
-    if (create) flags |= SQLITE_OPEN_CREATE;
     sqlite3 *c = NULL;
     char *uri = readonly ? immutable_uri(db->path) : NULL;
+    int rw_reader = readonly && !uri && access(db->path, W_OK) == 0;
+    int flags = SQLITE_OPEN_NOMUTEX |
+                (readonly && !rw_reader ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE);
+    if (create) flags |= SQLITE_OPEN_CREATE;
     int src = sqlite3_open_v2(uri ? uri : db->path, &c, flags | (uri ? SQLITE_OPEN_URI : 0), NULL);
     free(uri);
     if (src != SQLITE_OK) {
@@ -107,7 +121,8 @@ static plumb_status connect(plumb_db *db, int readonly, int create, sqlite3 **ou
     }
     sqlite3_extended_result_codes(c, 1);
     sqlite3_busy_timeout(c, db->busy_ms);
-    plumb_status rc = lex_register(c);
+    plumb_status rc = rw_reader ? exec(c, "PRAGMA query_only=1", "configure reader") : PLUMB_OK;
+    if (!rc) rc = lex_register(c);
     if (rc) { sqlite3_close(c); return rc; }
     *out = c;
     return PLUMB_OK;
@@ -949,12 +964,14 @@ plumb_status store_walk_reset(plumb_db *db) {
     return exec(db->w, "DELETE FROM temp.seen_files", "reset walk");
 }
 
-plumb_status store_walk_add(plumb_db *db, const char *path) {
+plumb_status store_walk_add(plumb_db *db, const char *path, int *dup) {
     sqlite3_stmt *st;
     plumb_status rc = wstmt(db, WS_WALK_ADD, &st);
     if (rc) return rc;
     sqlite3_bind_text(st, 1, path, -1, SQLITE_STATIC);
-    return run(db, st, "record walked file");
+    rc = run(db, st, "record walked file");
+    *dup = !rc && sqlite3_changes(db->w) == 0;
+    return rc;
 }
 
 plumb_status store_files_unseen(plumb_db *db, const char *root, int64_t **ids, char ***paths,

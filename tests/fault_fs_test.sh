@@ -16,6 +16,9 @@
 #     batch committed before the failure (whole batches only), and a re-run
 #     completes. Also a limit hit by the very first commit, and by the
 #     creation of a new index.
+# (c) At rest: search, stats and check on an index left as one file (and
+#     on a copy of it) leave no -wal/-shm beside it; while another process
+#     holds it open, they leave that process's files alone.
 # Corpora: SAMPLE_DIR and a generated JSONL of 3,000 records (3.3 MB, a
 # 7.5 MB index). Takes a few seconds. Prints "N passed, M failed".
 set -u
@@ -80,7 +83,10 @@ if [ $ro_tools -eq 1 ]; then
     d="$tmp/ro"; rm -rf "$d"; mkdir -p "$d"; db="$d/i.db"
     "$plumb" index "$sample" --db "$db" -q || { bad "ro ($state): initial index failed"; continue; }
     want=$(docs "$db")
-    [ "$state" = "at rest" ] || "$plumb" stats --db "$db" >/dev/null # a reader leaves them
+    # a read-only SQLite connection leaves them (plumb's readers no longer do)
+    [ "$state" = "at rest" ] || python3 -c 'import sqlite3, sys
+sqlite3.connect("file:" + sys.argv[1] + "?mode=ro", uri=True).execute("SELECT count(*) FROM documents").fetchall()' "$db"
+    [ "$state" = "at rest" ] || [ -e "$db-shm" ] || bad "ro ($state): no -shm was left to test with"
     sums=$(cd "$d" && sha256sum i.db i.db.bm25)
     lock_ro "$d"
     run "$plumb" search "write-ahead log" --db "$db" -k 3
@@ -101,6 +107,32 @@ if [ $ro_tools -eq 1 ]; then
     [ $code -eq 0 ] && ok || bad "ro ($state): index once writable again: exit $code: $out"
   done
 fi
+
+# ---- (c) readers leave an index at rest as they found it: one file ----
+d="$tmp/rest"; mkdir -p "$d"; db="$d/i.db"
+"$plumb" index "$sample" --db "$db" -q || bad "rest: initial index failed"
+cp "$db" "$d/copy.db" # an index copied as one file (no side file beside it)
+for f in i.db copy.db; do
+  before=$(ls "$d")
+  for cmd in "search write-ahead log -k 3" "stats" "check"; do
+    run "$plumb" $cmd --db "$d/$f"
+    [ $code -eq 0 ] && ok || bad "rest: $f: plumb $cmd exit $code: $out"
+    now=$(ls "$d")
+    [ "$now" = "$before" ] && ok || bad "rest: $f: plumb $cmd left files beside it: $(echo $now)"
+  done
+done
+# another process holding the index open keeps its -wal/-shm: a reader closing
+# first must not remove them under it
+python3 - "$db" "$plumb" <<'EOF' && ok || bad "rest: -wal/-shm of an open connection removed"
+import sqlite3, subprocess, sys, os
+db, plumb = sys.argv[1], sys.argv[2]
+c = sqlite3.connect(db)
+c.execute("SELECT count(*) FROM documents").fetchall()
+assert os.path.exists(db + "-shm"), "python's connection made no -shm"
+subprocess.run([plumb, "search", "log", "--db", db], check=True, capture_output=True)
+assert os.path.exists(db + "-shm") and os.path.exists(db + "-wal"), "gone"
+c.close()
+EOF
 
 # ---- (b) disk full ----
 d="$tmp/full"; mkdir -p "$d"; db="$d/t.db"

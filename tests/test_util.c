@@ -1,4 +1,5 @@
-/* test_util.c -- utf8 validation/repair, the content hash, buf, json.c's writers. */
+/* test_util.c -- utf8 validation/repair, UTF-16 decoding, JSONL records'
+** \u0000 escapes, the content hash, buf, json.c's writers. */
 #include "check.h"
 #include "plumb_impl.h"
 
@@ -38,6 +39,50 @@ static void test_utf8(void) {
     CHECK(utf8_repair("\xE4\xB8z", 3, &b, &first) == 1);
     CHECK_STR(b.p, "\xEF\xBF\xBDz");
     buf_free(&b);
+}
+
+static void test_utf16(void) {
+    buf b = {0};
+    size_t first = 0;
+    /* "a\u00e9\u4e2d" + U+1F600 (a surrogate pair), little and big endian */
+    const char le[] = "a\0\xE9\0\x2D\x4E\x3D\xD8\x00\xDE";
+    const char be[] = "\0a\0\xE9\x4E\x2D\xD8\x3D\xDE\x00";
+    const char *want = "a\xC3\xA9\xE4\xB8\xAD\xF0\x9F\x98\x80";
+    CHECK(utf16_to_utf8(le, 10, 0, &b, &first) == 0 && first == 10);
+    CHECK_STR(b.p, want);
+    buf_reset(&b);
+    CHECK(utf16_to_utf8(be, 10, 1, &b, &first) == 0);
+    CHECK_STR(b.p, want);
+    buf_reset(&b);
+    /* a lone high surrogate, a lone low one, U+0000 and an odd last byte */
+    const char bad[] = "\x00\xD8x\0\x00\xDC\0\0y\0z";
+    CHECK(utf16_to_utf8(bad, 11, 0, &b, &first) == 4 && first == 0);
+    CHECK_STR(b.p, "\xEF\xBF\xBDx\xEF\xBF\xBDy\xEF\xBF\xBD");
+    CHECK(utf8_check(b.p, b.len) == b.len);
+    buf_reset(&b);
+    /* a real U+FFFD is not a repair */
+    CHECK(utf16_to_utf8("\xFD\xFF", 2, 0, &b, &first) == 0);
+    CHECK_STR(b.p, "\xEF\xBF\xBD");
+    buf_free(&b);
+}
+
+/* cJSON would decode \u0000 into a NUL that cuts the string there */
+static void test_json_nul(void) {
+    json_rec r;
+    CHECK(json_rec_parse("{\"_id\":\"a\\u0000b\",\"text\":\"x\\u0000 yz \\\\u0000\"}", &r) ==
+          JSON_REC_OK);
+    CHECK(r.nul_escapes == 2);
+    CHECK_STR(r.id, "ab");
+    CHECK_STR(r.text, "x yz \\u0000"); /* an escaped backslash, then the letters */
+    json_rec_free(&r);
+    CHECK(json_rec_parse("{\"_id\":\"a\",\"text\":\"\\u00001\"}", &r) == JSON_REC_OK);
+    CHECK(r.nul_escapes == 1);
+    CHECK_STR(r.text, "1");
+    json_rec_free(&r);
+    CHECK(json_rec_parse("{\"_id\":\"a\",\"text\":\"\\u0001\"}", &r) == JSON_REC_OK);
+    CHECK(r.nul_escapes == 0);
+    CHECK_STR(r.text, "\x01");
+    json_rec_free(&r);
 }
 
 static void test_hash(void) {
@@ -142,6 +187,8 @@ static void test_json_writers(void) {
 
 int main(void) {
     test_utf8();
+    test_utf16();
+    test_json_nul();
     test_hash();
     test_buf();
     test_status();

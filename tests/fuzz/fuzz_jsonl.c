@@ -1,5 +1,6 @@
 /* fuzz_jsonl.c -- one JSONL line through utf8 repair and the BEIR record
-** reader, and the metadata validator. */
+** reader (with its \u0000 escape removal), the metadata validator, and
+** UTF-16 decoding. */
 #include "plumb_impl.h"
 
 #include <stdlib.h>
@@ -21,6 +22,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_rec_free(&r);
     size_t off;
     (void)json_is_object(line, &off);
+    /* the same bytes as UTF-16 (a text file with a byte order mark): valid
+    ** UTF-8 without NUL comes out, whatever goes in */
+    for (int be = 0; be < 2; be++) {
+        buf_reset(&b);
+        utf16_to_utf8((const char *)data, size, be, &b, &first);
+        if (b.oom || utf8_check(b.p ? b.p : "", b.len) != b.len || (b.len && memchr(b.p, 0, b.len)))
+            abort();
+    }
     buf_free(&b);
     return 0;
 }
