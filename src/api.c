@@ -50,7 +50,9 @@ plumb_status plumb_open(const char *path, const plumb_open_params *p, plumb_db *
     plumb_db *db = calloc(1, sizeof *db);
     if (!db) return err_set(PLUMB_NOMEM, "plumb_open");
     plumb_status rc = store_open(db, path, p);
+    if (!rc) rc = qlog_open(db);
     if (rc) {
+        qlog_close(db);
         store_close(db);
         free(db);
         return rc;
@@ -64,6 +66,7 @@ void plumb_close(plumb_db *db) {
     /* a handle that replayed much of the log saves the work for the next */
     if (db->w && !db->in_txn && db->bm25 && bm25_applied_since_save(db->bm25) >= 10000)
         bm25_persist(db);
+    qlog_close(db); /* writes what the query log still has queued */
     store_close(db);
     free(db);
 }
@@ -284,6 +287,7 @@ static int64_t read_generation(reader *r) {
 
 plumb_status plumb_search(plumb_db *db, const char *query, const plumb_search_params *p,
                           plumb_hits **out) {
+    double t0_ms = qlog_now_ms(); /* the query log's latency */
     err_clear();
     if (!out) return err_set(PLUMB_MISUSE, "plumb_search: out is NULL");
     *out = NULL;
@@ -415,6 +419,8 @@ done:
         free(h);
         return rc;
     }
+    /* ---- the query log (src/qlog.c): queues an entry, never waits ---- */
+    h->pub.log_id = qlog_search(db, query, p, &h->pub, t0_ms);
     *out = &h->pub;
     return PLUMB_OK;
 }
