@@ -143,5 +143,11 @@ int cmd_check(int argc, char **argv);
 void cmd_check_help(FILE *f);
 int cmd_eval(int argc, char **argv);
 void cmd_eval_help(FILE *f);
+int cmd_log(int argc, char **argv); /* cmd_log.c: log, feedback, export-qrels */
+void cmd_log_help(FILE *f);
+int cmd_feedback(int argc, char **argv);
+void cmd_feedback_help(FILE *f);
+int cmd_export_qrels(int argc, char **argv);
+void cmd_export_qrels_help(FILE *f);
 
 #endif /* PLUMB_CLI_H */

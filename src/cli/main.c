@@ -397,6 +397,9 @@ static const command commands[] = {
     {"delete", cmd_delete, cmd_delete_help},
     {"check", cmd_check, cmd_check_help},
     {"eval", cmd_eval, cmd_eval_help},
+    {"log", cmd_log, cmd_log_help},
+    {"feedback", cmd_feedback, cmd_feedback_help},
+    {"export-qrels", cmd_export_qrels, cmd_export_qrels_help},
     {NULL, NULL, NULL},
 };
 
@@ -419,6 +422,9 @@ static void main_help(FILE *f) {
             "  delete ID...      remove documents by id\n"
             "  check             verify every part of the index\n"
             "  eval DIR          measure retrieval quality and speed on a BEIR dataset\n"
+            "  log               show the query log: recent searches and their feedback\n"
+            "  feedback ID       judge a logged search: --good/--bad, --relevant DOC ...\n"
+            "  export-qrels OUT  write the judgments as qrels (and queries) for eval\n"
             "  help [COMMAND]    show the help of a command (same as 'plumb COMMAND --help')\n"
             "\n"
             "Options:\n"
@@ -439,6 +445,7 @@ static void main_help(FILE *f) {
             "  plumb index ~/notes ~/papers/corpus.jsonl\n"
             "  plumb search how do axolotls regrow limbs -k 5\n"
             "  plumb search --json 'quantum chromodynamics' | jq '.hits[0]'\n"
+            "  plumb feedback 12 --relevant /home/me/notes/qcd.md\n"
             "  PLUMB_DB=~/corpus.db plumb stats\n",
             PLUMB_VERSION);
 }
