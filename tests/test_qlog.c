@@ -16,6 +16,7 @@
 
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -104,7 +105,7 @@ typedef struct worker {
     int64_t ids[PER_THREAD];
     double max_s;
     int errors;
-    volatile int done;
+    atomic_int done;
 } worker;
 
 static void *run_worker(void *arg) {
@@ -120,7 +121,7 @@ static void *run_worker(void *arg) {
         w->ids[i] = h ? h->log_id : -1;
         plumb_hits_free(h);
     }
-    w->done = 1;
+    atomic_store(&w->done, 1);
     return NULL;
 }
 
@@ -204,8 +205,8 @@ static double searches_while(plumb_db *db, worker *w, double limit) {
     w->db = db;
     pthread_create(&th, NULL, run_worker, w);
     double t0 = now_s();
-    while (!w->done && now_s() - t0 < limit) usleep(2000);
-    CHECK(w->done); /* did not hang behind the writer */
+    while (!atomic_load(&w->done) && now_s() - t0 < limit) usleep(2000);
+    CHECK(atomic_load(&w->done)); /* did not hang behind the writer */
     pthread_join(th, NULL);
     return w->max_s;
 }
