@@ -397,6 +397,10 @@ typedef struct plumb_hits {
     int64_t matched;  /* chunks that matched at least one query term (-1 with
                          PLUMB_SCORER_FTS5, which does not count them) */
     int64_t generation; /* index generation the results were read from */
+    int64_t log_id;   /* this search's query log entry (see "Query log and
+                         feedback"); 0 when it was not logged, or when its id
+                         is given only as the entry is written (the index
+                         stayed locked by writers) */
 } plumb_hits;
 
 /* Search the index. An empty query, or one with only stop words, returns
@@ -811,6 +815,262 @@ PLUMB_API void plumb_comparison_free(plumb_comparison *c);
 PLUMB_API plumb_status plumb_eval_report_html(const char *path, const char *title,
                                               const plumb_eval_result *r,
                                               const plumb_comparison *cmp);
+
+/* ------------------------------------------------------------------ */
+/* Query log and feedback                                              */
+/* ------------------------------------------------------------------ */
+/*
+** Every search and every answer is recorded in the index: the query, the
+** parameters, the hits with their per-stage scores and ranks, the latency,
+** and for answers the prompt's hash and token count, the model and the
+** answer. People then judge entries (plumb_feedback_add): a good or bad
+** answer, a relevant or irrelevant document. plumb_export_qrels writes the
+** judgments as a qrels file and a queries file that plumb_eval_run (plumb
+** eval) and plumb tune take, so what users tell the engine becomes its next
+** test set. Tables and settings: index/schema.sql, index/FORMAT.md.
+**
+** WHAT IS LOGGED. plumb_search calls with params.log = 1 (the default)
+** that succeed, and plumb_log_record_ask calls. Nothing is logged by a
+** handle opened read-only, nor for params.log = 0 (plumb_eval_run's
+** searches), nor while the log is switched off for the index
+** (plumb_log_set_enabled; on by default). Logging never changes the
+** index generation: it is not a change of the collection.
+**
+** COST AND THREADS. A search never waits for the log. It copies a compact
+** entry (the query, the parameters, the first 100 hits' ids and scores)
+** into a queue in the handle, under a mutex held for an append. The queue
+** is written to the index in one transaction: by the search that brings it
+** to 256 entries, only when the handle's writer is free at once and SQLite's
+** write lock can be had without waiting (else a later search tries again);
+** before every write transaction of the handle (256 entries at most, without
+** waiting); by plumb_log_flush and plumb_feedback_add (waiting, as writes
+** do); and at plumb_close. So one search in 256 also writes the log (about
+** a millisecond), and now and then (every 16 MB of WAL) one also
+** checkpoints it (fsyncs; index/FORMAT.md). The whole cost is about 5 microseconds of
+** CPU per logged search (bench/qlog_bench.c). At most 65,536 entries wait
+** in a handle; when the index stays locked that long, or searches outrun
+** the log, further entries are dropped and counted (plumb_log_info.dropped).
+** Entries still queued when the process dies are lost.
+**
+** IDS. Entry ids are positive, below 2^53, unique in the index also when
+** several processes log into it, and handed out when the entry is queued
+** (plumb_hits.log_id) so a program can show them and take feedback on
+** them. Handles reserve blocks of consecutive ids through the index
+** (settings.log_next_id) and give back what they did not use when they
+** close, so a tool that runs one search per process numbers its entries
+** 1, 2, 3 ... A search that finds its handle out of ids gets log_id 0
+** when the index is locked at that moment; its entry is numbered when it
+** is written.
+**
+** RETENTION. The index keeps at most `keep` entries without feedback
+** (settings.log_keep, default 100,000; 0: no limit): when a handle writing
+** its queue finds more than keep + keep/16, it deletes the lowest ids (ids
+** grow with time within a handle) down to keep. Entries with feedback are
+** never deleted: their judgments need their queries.
+**
+** FEEDBACK TO QRELS. A query's id in the exported files is "q-" and 16 hex
+** digits of a hash of its text with white space trimmed and collapsed and
+** ASCII letters in lower case (plumb_log_query_id), so repeated queries
+** merge into one query. For each (query, document), the latest explicit
+** judgment wins (plumb_feedback_add with a doc_id; grade 0: judged not
+** relevant). A verdict on a whole entry ("good", "bad") is recorded but
+** exported only when asked: with good_top = N, a "good" entry that has no
+** document judgment of its own marks its first N logged documents
+** relevant (grade 1), and any explicit judgment of the same query and
+** document overrides that. A "bad" verdict never writes a judgment: a bad
+** answer does not say which documents were at fault. Only grades that
+** were given are written.
+*/
+
+/* An answer to record: the ask path (search, pack, generate). When the
+** search behind it is made with plumb_search, give it params.log = 0 and
+** pass its hits here, so the answer is logged once, as one entry. */
+typedef struct plumb_log_ask {
+    const char *question;              /* required, UTF-8 */
+    const plumb_search_params *search; /* the search's parameters, or NULL */
+    const plumb_hits *hits;   /* the passages retrieved, best first (the first
+                                 100 are kept), or NULL */
+    const char *prompt_hash;  /* a hash of the prompt sent (any text, e.g. hex),
+                                 or NULL */
+    int64_t prompt_tokens;    /* tokens of that prompt; < 0: unknown */
+    const char *model;        /* the generator model, or NULL */
+    const char *answer;       /* the answer, or NULL */
+    double latency_ms;        /* wall-clock time of the whole answer */
+} plumb_log_ask;
+
+/* Queue an answer for the log. *id (may be NULL) receives its entry id, or
+** 0 when nothing was logged (read-only handle, log switched off, queue
+** full) or the id is given only when written. Never waits for the writer.
+** PLUMB_MISUSE for a NULL question or text that is not UTF-8. */
+PLUMB_API plumb_status plumb_log_record_ask(plumb_db *db, const plumb_log_ask *a, int64_t *id);
+
+/* Write this handle's queued entries now, waiting for the index's write
+** lock like any write (up to busy_timeout_ms: PLUMB_BUSY, and the entries
+** stay queued). PLUMB_OK with nothing to do for read-only handles;
+** PLUMB_MISUSE while a batch is open (the log is written when the next
+** transaction starts after it). */
+PLUMB_API plumb_status plumb_log_flush(plumb_db *db);
+
+/* Switch the index's log on (1) or off (0), for every handle and process:
+** persisted in settings.log_enabled. Switching off drops this handle's
+** queued entries; other handles drop theirs when they next write their
+** queue, and stop logging (a handle reads the setting when it opens and
+** when it writes its queue). Entries already written stay. Writable
+** handles only (PLUMB_MISUSE). */
+PLUMB_API plumb_status plumb_log_set_enabled(plumb_db *db, int on);
+
+/* Keep at most `keep` entries without feedback (0: no limit); persisted in
+** settings.log_keep. Entries beyond it are deleted at once, lowest ids
+** first. Writable handles only. */
+PLUMB_API plumb_status plumb_log_set_keep(plumb_db *db, int64_t keep);
+
+typedef struct plumb_log_info {
+    int available;         /* 0: the index has no log tables (it was made by
+                              an older plumb); the rest is 0 */
+    int enabled;           /* settings.log_enabled */
+    int64_t keep;          /* settings.log_keep (0: no limit) */
+    int64_t entries;       /* entries in the index */
+    int64_t with_feedback; /* ...that have feedback */
+    int64_t feedback;      /* feedback rows */
+    int64_t queued;        /* this handle's entries not written yet */
+    int64_t dropped;       /* entries this handle could not log: queue full,
+                              out of memory */
+} plumb_log_info;
+
+/* Read the log's settings and counts. Works on read-only handles. A
+** writable handle first writes its queue if the index is not locked at
+** that moment (reading never waits for a writer). */
+PLUMB_API plumb_status plumb_log_info_get(plumb_db *db, plumb_log_info *out);
+
+typedef enum plumb_verdict {
+    PLUMB_VERDICT_NONE = 0, /* no verdict: a document judgment or a note */
+    PLUMB_VERDICT_GOOD,     /* the answer (the hits) served the query */
+    PLUMB_VERDICT_BAD       /* it did not */
+} plumb_verdict;
+
+typedef struct plumb_feedback {
+    int64_t id;            /* the feedback row's own id */
+    int64_t log_id;        /* the entry judged */
+    int64_t at_ms;         /* unix milliseconds */
+    plumb_verdict verdict;
+    const char *doc_id;    /* the document judged, or NULL (a verdict or note
+                              on the whole entry) */
+    int relevance;         /* doc_id's grade: 0 not relevant, >= 1 relevant;
+                              -1 when doc_id is NULL */
+    const char *note;      /* or NULL */
+} plumb_feedback;
+
+/* Judge a logged entry: a verdict on the whole entry, or one document
+** (doc_id with its grade `relevance`, 0 for not relevant, 1 relevant, 2
+** highly relevant ...), or a note alone; `note` may accompany either.
+** One call writes one feedback row; call it several times (in a batch to
+** make them atomic) to judge several documents. The document must be in
+** the index or among the entry's logged hits. Entries this handle has
+** still queued can be judged (the queue is written first). Writable handles
+** only. Returns PLUMB_NOTFOUND naming the id when no entry has log_id or
+** no document doc_id; PLUMB_MISUSE when nothing is given, relevance < 0
+** with a doc_id, or a text is not UTF-8. *id (may be NULL) receives the
+** feedback row's id. */
+PLUMB_API plumb_status plumb_feedback_add(plumb_db *db, int64_t log_id, plumb_verdict verdict,
+                                          const char *doc_id, int relevance, const char *note,
+                                          int64_t *id);
+
+typedef struct plumb_log_entry {
+    int64_t id;
+    int64_t at_ms;          /* unix milliseconds when the search finished */
+    const char *kind;       /* "search" or "ask" */
+    const char *query;      /* the query, or the question */
+    const char *params;     /* JSON object: k, mode, scorer and every
+                               parameter that was not the default */
+    int64_t n_hits;         /* hits returned */
+    const char *hits;       /* JSON object of parallel arrays over the first
+                               100 hits: "doc", "chunk", "score", "stages"
+                               (those that ran), and a stage's scores and
+                               ranks ("lex", "lex_rank" ...) where they differ
+                               from "score" and the positions
+                               (index/FORMAT.md) */
+    int64_t matched;        /* plumb_hits.matched */
+    int64_t generation;     /* plumb_hits.generation */
+    double latency_ms;
+    const char *prompt_hash; /* "ask" entries; NULL otherwise and when not given */
+    int64_t prompt_tokens;  /* -1 when not given */
+    const char *model;
+    const char *answer;
+    char query_id[20];      /* the query's id in exported qrels (plumb_log_query_id) */
+    size_t nfeedback;
+    const plumb_feedback *feedback; /* nfeedback rows, oldest first */
+} plumb_log_entry;
+
+typedef struct plumb_log_entries {
+    size_t n;
+    plumb_log_entry *entry; /* newest first; strings live as long as this */
+} plumb_log_entries;
+
+typedef struct plumb_log_filter {
+    int limit;            /* at most this many entries, newest first (default
+                             20; 0: all) */
+    int64_t id;           /* > 0: only this entry (default 0) */
+    const char *kind;     /* "search" or "ask"; NULL: both (default) */
+    const char *contains; /* only queries containing this text (byte-exact);
+                             NULL: any */
+    int64_t since_ms;     /* only entries at or after this unix time in ms (0) */
+    int with_feedback;    /* 1: only entries that have feedback (default 0) */
+} plumb_log_filter;
+
+PLUMB_API void plumb_log_filter_init(plumb_log_filter *f);
+
+/* Recent entries with their feedback, newest first (by time, then id).
+** `f` may be NULL for the defaults. Works on read-only handles; a writable
+** handle writes its queue first as plumb_log_info_get does (call
+** plumb_log_flush to wait for a locked index). Reading sorts the matching entries by
+** time: tens of milliseconds per 100,000 entries. On success release *out
+** with plumb_log_entries_free. */
+PLUMB_API plumb_status plumb_log_list(plumb_db *db, const plumb_log_filter *f,
+                                      plumb_log_entries **out);
+PLUMB_API void plumb_log_entries_free(plumb_log_entries *e);
+
+/* The query id that exports give `query` (FEEDBACK TO QRELS above): "q-"
+** and 16 lowercase hex digits, NUL-terminated, into out[20]. */
+PLUMB_API void plumb_log_query_id(const char *query, char out[20]);
+
+typedef struct plumb_export_params {
+    const char *queries_path; /* also write the judged queries here as BEIR
+                                 queries JSONL ({"_id", "text"}), which plumb
+                                 eval needs beside the qrels; NULL: do not */
+    int good_top;             /* 0: "good" verdicts write nothing (default);
+                                 N > 0: see FEEDBACK TO QRELS above */
+} plumb_export_params;
+
+PLUMB_API void plumb_export_params_init(plumb_export_params *p);
+
+typedef struct plumb_export_stats {
+    int64_t feedback;     /* feedback rows read */
+    int64_t entries;      /* entries they judge */
+    int64_t queries;      /* query ids written (entries merged by query) */
+    int64_t judgments;    /* qrels lines written */
+    int64_t relevant;     /* ...with grade >= 1 */
+    int64_t implied;      /* ...from "good" verdicts (good_top) */
+    int64_t overridden;   /* judgments replaced by a later or explicit one of
+                             the same query and document */
+    int64_t verdict_only; /* entries with a verdict and no document judgment
+                             (written only through good_top) */
+    int64_t unwritable;   /* judgments of document ids with white space, which
+                             qrels files cannot hold: left out */
+    int64_t orphaned;     /* feedback rows whose entry is gone: left out */
+} plumb_export_stats;
+
+/* Write the judgments as a BEIR qrels file ("query-id<TAB>corpus-id<TAB>
+** score" with that header line; sorted by query id, then document id) at
+** `qrels_path`, and the judged queries at p->queries_path when given (only
+** queries with at least one judgment written, each with the text of its
+** latest entry; sorted by id). plumb eval --db INDEX --queries Q --qrels R
+** evaluates the index on them. Files are replaced atomically. Works on
+** read-only handles; a writable handle writes its queue first as
+** plumb_log_info_get does. `p` and `stats` may be NULL; stats is filled on
+** success. */
+PLUMB_API plumb_status plumb_export_qrels(plumb_db *db, const char *qrels_path,
+                                          const plumb_export_params *p,
+                                          plumb_export_stats *stats);
 
 /* ------------------------------------------------------------------ */
 /* Exact BPE token counting (src/bpe.c)                                */

@@ -131,3 +131,60 @@ CREATE TABLE embedder(
   idf            BLOB,               -- lsa: float32 per term
   basis          BLOB                -- lsa: float32, terms x dim, row-major
 );
+
+-- ---------------------------------------------------------------------
+-- Query log and feedback (src/qlog.c; plumb.h "Query log and feedback").
+-- Written in transactions of their own that leave `generation` alone:
+-- logging a search is not a change of the collection.
+--
+-- Settings keys of the log (rows below; a missing row means the default):
+--   log_enabled   1: searches and answers are logged (default), 0: not
+--   log_keep      entries without feedback to keep (default 100000; 0: no
+--                 limit); when a handle writing its queue finds more than
+--                 log_keep + log_keep/16, it deletes the lowest ids down to
+--                 log_keep. Entries with feedback are kept.
+--   log_next_id   the next free query_log id: handles reserve blocks of ids
+--                 here, so ids stay unique across processes
+--   log_unjudged  entries without feedback (what log_keep bounds), kept exact
+--                 by the transactions that change them
+INSERT INTO settings(key, value) VALUES ('log_enabled', 1), ('log_keep', 100000),
+  ('log_next_id', 1), ('log_unjudged', 0);
+
+-- One row per logged search or answer.
+CREATE TABLE query_log(
+  id            INTEGER PRIMARY KEY,  -- from a block reserved via settings.log_next_id
+  at            INTEGER NOT NULL,     -- unix milliseconds when the search finished
+  kind          TEXT NOT NULL,        -- 'search' or 'ask'
+  query         TEXT NOT NULL,        -- the query (the question, for 'ask') as given
+  params        TEXT NOT NULL,        -- JSON object: k, mode, scorer and every
+                                      -- parameter that was not the default
+  n_hits        INTEGER NOT NULL,     -- hits returned
+  hits          TEXT NOT NULL,        -- JSON object of parallel arrays over the
+                                      -- first min(n_hits, 100) hits, best first:
+                                      -- "doc", "chunk", "score", "stages" (those
+                                      -- that ran), and a stage's scores ("lex",
+                                      -- "dense", "fused", "rerank") and ranks
+                                      -- ("lex_rank" ...) only where they differ
+                                      -- from "score" and the positions (FORMAT.md)
+  matched       INTEGER,              -- plumb_hits.matched
+  generation    INTEGER,              -- index generation the hits were read from
+  latency_ms    REAL NOT NULL,        -- wall-clock time of the search (or answer)
+  prompt_hash   TEXT,                 -- 'ask' only: hash of the prompt sent
+  prompt_tokens INTEGER,              -- 'ask' only: its tokens
+  model         TEXT,                 -- 'ask' only: the generator model
+  answer        TEXT                  -- 'ask' only: the answer text
+);
+
+-- Judgments of logged entries. A row judges either the whole answer
+-- (verdict, doc_id NULL) or one document (doc_id, relevance), and may carry
+-- a note. Rows are never updated; a later row on the same document wins.
+CREATE TABLE feedback(
+  id        INTEGER PRIMARY KEY,
+  log_id    INTEGER NOT NULL,         -- query_log.id
+  at        INTEGER NOT NULL,         -- unix milliseconds
+  verdict   TEXT,                     -- 'good', 'bad', or NULL
+  doc_id    TEXT,                     -- documents.doc_id judged, or NULL
+  relevance INTEGER,                  -- grade of doc_id: 0 not relevant, >= 1 relevant
+  note      TEXT
+);
+CREATE INDEX feedback_by_log ON feedback(log_id);

@@ -50,7 +50,9 @@ plumb_status plumb_open(const char *path, const plumb_open_params *p, plumb_db *
     plumb_db *db = calloc(1, sizeof *db);
     if (!db) return err_set(PLUMB_NOMEM, "plumb_open");
     plumb_status rc = store_open(db, path, p);
+    if (!rc) rc = qlog_open(db);
     if (rc) {
+        qlog_close(db);
         store_close(db);
         free(db);
         return rc;
@@ -66,6 +68,7 @@ void plumb_close(plumb_db *db) {
         bm25_persist(db);
     if (db->w && !db->in_txn && db->vec && vec_applied_since_save(db->vec) >= 10000)
         vec_persist(db, "", 0, 0, NULL);
+    qlog_close(db); /* writes what the query log still has queued */
     store_close(db);
     free(db);
 }
@@ -332,6 +335,7 @@ void plumb_search_params_init(plumb_search_params *p) {
 
 plumb_status plumb_search(plumb_db *db, const char *query, const plumb_search_params *p,
                           plumb_hits **out) {
+    double t0_ms = qlog_now_ms(); /* the query log's latency */
     err_clear();
     if (!out) return err_set(PLUMB_MISUSE, "plumb_search: out is NULL");
     *out = NULL;
@@ -357,7 +361,10 @@ plumb_status plumb_search(plumb_db *db, const char *query, const plumb_search_pa
     if (p->alpha > 1) return err_set(PLUMB_MISUSE, "plumb_search: alpha must be in 0..1 (got %g)", p->alpha);
     if (p->k_lex > MAX_K || p->k_dense > MAX_K)
         return err_set(PLUMB_MISUSE, "plumb_search: k_lex and k_dense must be at most %d", MAX_K);
-    return search_run(db, query, p, out);
+    plumb_status rc = search_run(db, query, p, out);
+    /* ---- the query log (src/qlog.c): queues an entry, never waits ---- */
+    if (rc == PLUMB_OK) (*out)->log_id = qlog_search(db, query, p, *out, t0_ms);
+    return rc;
 }
 
 plumb_status plumb_stats_get(plumb_db *db, plumb_stats *out) {

@@ -94,7 +94,10 @@ plumb_status plumb_ask(plumb_db *db, const char *question, const plumb_ask_param
     if (!a) return err_set(PLUMB_NOMEM, "plumb_ask");
     a->prompt_tokens = a->completion_tokens = -1;
     double t0 = now_ms();
-    plumb_status rc = plumb_search(db, question, &p->search, &a->hits);
+    plumb_search_params sp = p->search;
+    int log = sp.log;
+    sp.log = 0; /* the answer is logged once, as one entry, below */
+    plumb_status rc = plumb_search(db, question, &sp, &a->hits);
     a->search_ms = now_ms() - t0;
     if (rc) { plumb_answer_free(a); return rc; }
     double t1 = now_ms();
@@ -128,12 +131,21 @@ plumb_status plumb_ask(plumb_db *db, const char *question, const plumb_ask_param
     a->completion_tokens = res.completion_tokens;
     a->first_token_ms = res.ttft_ms;
     a->total_ms = now_ms() - t0;
-    if (!rc || a->text[0]) {
-        char keep[1024];
-        snprintf(keep, sizeof keep, "%s", plumb_errmsg());
-        pin_model(db, p->model, a);
-        err_set(rc, "%s", keep);
+    char keep[1024];
+    snprintf(keep, sizeof keep, "%s", plumb_errmsg());
+    if (!rc || a->text[0]) pin_model(db, p->model, a);
+    if (log) {
+        /* the prompt's identity: hash64 of what was sent, system then user */
+        uint64_t h = hash64(pk->system ? pk->system : "", pk->system ? strlen(pk->system) : 0, 0);
+        const char *u = pk->chat ? pk->user : pk->prompt;
+        h = hash64(u ? u : "", u ? strlen(u) : 0, h);
+        char hex[17];
+        hash64_hex(h, hex);
+        plumb_log_ask la = {question, &p->search, a->hits, hex, (int64_t)pk->tokens,
+                            a->model[0] ? a->model : p->model, a->text, a->total_ms};
+        plumb_log_record_ask(db, &la, &a->log_id); /* a busy log loses the entry, not the answer */
     }
+    err_set(rc, "%s", keep);
     *out = a;
     return rc;
 }

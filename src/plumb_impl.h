@@ -463,6 +463,7 @@ struct plumb_db {
     vec_index *vec;             /* the in-memory vector store (vec.c) */
     embed_cache *emb;           /* the embedder models in use (embed.c) */
     int64_t log_rows;           /* lex_log inserts since open (truncation check) */
+    struct qlog *qlog;          /* query log queue (qlog.c); NULL: this handle logs nothing */
 };
 
 /* Map an SQLite result code to a status and set the message
@@ -519,6 +520,32 @@ plumb_status store_files_unseen(plumb_db *db, const char *root,
                                 int64_t **ids, char ***paths, size_t *n);
 
 plumb_status store_stats(plumb_db *db, plumb_stats *out);
+
+/* ======================================================================
+** qlog.c -- the query log and feedback (public API: plumb_log_*,
+** plumb_feedback_add, plumb_export_qrels; essay at the top of qlog.c)
+** ==================================================================== */
+
+/* Set up the handle's log queue: writable handles of indexes that have the
+** log tables. Called by plumb_open after store_open; PLUMB_NOMEM only. */
+plumb_status qlog_open(plumb_db *db);
+/* Write what is still queued (waiting for the lock as writes do), give
+** back unused ids, release the queue. Called by plumb_close before
+** store_close; an open batch is rolled back first. */
+void qlog_close(plumb_db *db);
+/* A monotonic clock in milliseconds: plumb_search's start time. */
+double qlog_now_ms(void);
+/* plumb_search's hook, called once per successful search: queue an entry
+** when p->log is set and the handle logs. Never waits for the writer.
+** Returns the entry's id, or 0 when nothing was logged or the id is given
+** only when the entry is written. */
+int64_t qlog_search(plumb_db *db, const char *query, const plumb_search_params *p,
+                    const plumb_hits *hits, double t0_ms);
+/* store_begin's hook (caller holds db->wlock, no transaction open): write
+** the queue first, in a transaction of its own, without waiting for
+** SQLite's lock; on failure the entries stay queued and the thread's error
+** message is left as it was. */
+void qlog_before_write(plumb_db *db);
 
 /* ======================================================================
 ** lex.c -- lexical retrieval on FTS5: tokenizer glue and BM25F

@@ -502,6 +502,7 @@ static plumb_status log_truncate(plumb_db *db) {
 
 plumb_status store_begin(plumb_db *db) {
     if (db->in_txn) return PLUMB_OK;
+    qlog_before_write(db); /* the query log's queue, in a transaction of its own */
     plumb_status rc = exec(db->w, "BEGIN IMMEDIATE", "begin write transaction");
     if (!rc) { db->in_txn = 1; db->dirty = 0; }
     return rc;

@@ -160,5 +160,11 @@ const char *cli_embed_help_text(void);
 void cli_embed_env(plumb_embed_params *ep);
 int cmd_ask(int argc, char **argv);
 void cmd_ask_help(FILE *f);
+int cmd_log(int argc, char **argv); /* cmd_log.c: log, feedback, export-qrels */
+void cmd_log_help(FILE *f);
+int cmd_feedback(int argc, char **argv);
+void cmd_feedback_help(FILE *f);
+int cmd_export_qrels(int argc, char **argv);
+void cmd_export_qrels_help(FILE *f);
 
 #endif /* PLUMB_CLI_H */

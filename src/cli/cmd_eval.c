@@ -133,6 +133,7 @@ void cmd_eval_help(FILE *f) {
     fprintf(f,
             "Usage: plumb eval DIR [OPTIONS]\n"
             "       plumb eval --corpus FILE --queries FILE --qrels FILE [OPTIONS]\n"
+            "       plumb eval --db INDEX --queries FILE --qrels FILE [OPTIONS]\n"
             "       plumb eval --compare RUN_A RUN_B --qrels FILE [OPTIONS]\n"
             "\n"
             "Measure retrieval quality and speed, stage by stage, on a dataset in BEIR\n"
@@ -153,7 +154,9 @@ void cmd_eval_help(FILE *f) {
             "  --qrels FILE         judgments: BEIR TSV or TREC qrels\n"
             "\n"
             "Index (the settings below apply when the index is built):\n"
-            "  --db FILE            use (and bring up to date) this index instead of the cache\n"
+            "  --db FILE            use (and bring up to date) this index instead of the cache;\n"
+            "                       without --corpus or DIR, evaluate it as it is (for\n"
+            "                       judgments from 'plumb export-qrels')\n"
             "  --cache-dir DIR      cache of indexes (default $XDG_CACHE_HOME/plumb, else\n"
             "                       ~/.cache/plumb); keyed by the corpus path, size and\n"
             "                       modification time and the settings below\n"
@@ -449,6 +452,12 @@ static int open_index(const char *dbopt, const char *cacheopt, int reindex,
                       const char *dsname, ui *u, index_info *ii, plumb_db **db) {
     int code;
     *db = NULL;
+    if (dbopt && !*corpus) {
+        snprintf(ii->path, sizeof ii->path, "%s", dbopt);
+        if ((code = cli_open_existing(dbopt, 1, db))) return code;
+        note(u, "index %s (as it is: no corpus given)", dbopt);
+        return 0;
+    }
     if (dbopt) {
         snprintf(ii->path, sizeof ii->path, "%s", dbopt);
         if ((code = build_index(dbopt, op, dim, corpus, u, ii, db))) return code;
@@ -900,9 +909,9 @@ static int parse_opts(int argc, char **argv, opts_t *o, int *help) {
     }
     if (o->nargs > 1) return cli_usage("eval", "unexpected argument '%s'", args[1]);
     if (o->nargs == 1) o->dir = args[0];
-    if (!o->dir && !(o->corpus && o->queries && o->qrels))
-        return cli_usage("eval", "name a BEIR dataset directory, or give --corpus, --queries "
-                         "and --qrels");
+    if (!o->dir && !((o->corpus || o->db) && o->queries && o->qrels))
+        return cli_usage("eval", "name a BEIR dataset directory, or give --corpus (or --db), "
+                         "--queries and --qrels");
     if (o->op.chunk_tokens > 0 && o->op.chunk_overlap >= o->op.chunk_tokens)
         return cli_usage("eval", "--chunk-overlap (%d) must be smaller than --chunk-tokens (%d)",
                          o->op.chunk_overlap, o->op.chunk_tokens);
@@ -1118,17 +1127,18 @@ int cmd_eval(int argc, char **argv) {
     snprintf(corpus, sizeof corpus, "%s", o.corpus ? o.corpus : "");
     snprintf(queries, sizeof queries, "%s", o.queries ? o.queries : "");
     snprintf(qrels, sizeof qrels, "%s", o.qrels ? o.qrels : "");
-    if (!o.corpus) snprintf(corpus, sizeof corpus, "%s/corpus.jsonl", o.dir);
+    if (!o.corpus && o.dir) snprintf(corpus, sizeof corpus, "%s/corpus.jsonl", o.dir);
+    /* --db without a corpus: the index is evaluated as it is */
     if (!o.queries) snprintf(queries, sizeof queries, "%s/queries.jsonl", o.dir);
     if (!o.qrels) snprintf(qrels, sizeof qrels, "%s/qrels/%s.tsv", o.dir, o.split);
-    const char *need[3] = {corpus, queries, qrels};
-    for (int i = 0; i < 3; i++)
+    const char *need[3] = {queries, qrels, corpus};
+    for (int i = 0; i < (corpus[0] ? 3 : 2); i++)
         if (access(need[i], R_OK) != 0) {
             fprintf(stderr, "plumb: cannot read '%s': %s\n", need[i], strerror(errno));
             code = CLI_EXIT_FAIL;
             goto done;
         }
-    dataset_name(dsname, sizeof dsname, o.dir, corpus);
+    dataset_name(dsname, sizeof dsname, o.dir, corpus[0] ? corpus : o.db);
 
     plumb_eval_stage stages[8];
     char snames[8][16];
@@ -1203,7 +1213,7 @@ int cmd_eval(int argc, char **argv) {
         printf(",\"split\":");
         cli_json_str(stdout, o.qrels ? NULL : o.split);
         printf(",");
-        json_load("corpus", corpus, &(plumb_load_stats){0, 0, 0, 0}, 0);
+        json_load("corpus", corpus[0] ? corpus : NULL, &(plumb_load_stats){0, 0, 0, 0}, 0);
         json_load("queries", queries, &lq, 1);
         json_load("qrels", qrels, &lr, 1);
         printf("},\"index\":{\"db\":");

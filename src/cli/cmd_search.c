@@ -1,9 +1,13 @@
 /*
 ** cmd_search.c -- `plumb search QUERY...`: print the best-ranked chunks.
 **
-** Opens the index read-only (a search never writes) and prints the hits of
-** one plumb_search() call, either for people (rank, score, id, title,
-** highlighted snippet, optionally the chunk text) or as one JSON object.
+** Prints the hits of one plumb_search() call, either for people (rank,
+** score, id, title, highlighted snippet, optionally the chunk text) or as
+** one JSON object. The search is recorded in the index's query log, so the
+** index is opened for writing when it may be written (file and directory
+** writable); otherwise, or with --no-log, it is opened read-only and the
+** search is not logged. The log entry's id goes to --json ("log_id") and,
+** on a terminal, to stderr, for `plumb feedback`.
 ** Highlights are ANSI bold on a terminal and "[...]" elsewhere; text from
 ** documents is cleaned of control characters before it reaches a terminal.
 ** Zero hits is not an error (exit 0).
@@ -14,9 +18,10 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-enum { O_K = 1, O_DB, O_JSON, O_K1, O_B, O_WTITLE, O_WBODY, O_FTS5, O_NOSNIP, O_TEXT, O_HELP,
-       O_MODE, O_FUSION, O_ALPHA, O_RRFK, O_KLEX, O_KDENSE, O_VSEARCH, O_EF };
+enum { O_K = 1, O_DB, O_JSON, O_K1, O_B, O_WTITLE, O_WBODY, O_FTS5, O_NOSNIP, O_TEXT, O_NOLOG,
+       O_HELP, O_MODE, O_FUSION, O_ALPHA, O_RRFK, O_KLEX, O_KDENSE, O_VSEARCH, O_EF };
 
 static const cli_opt opts[] = {
     {"k", 'k', 1, O_K},
@@ -29,6 +34,7 @@ static const cli_opt opts[] = {
     {"fts5", 0, 0, O_FTS5},
     {"no-snippet", 0, 0, O_NOSNIP},
     {"text", 0, 0, O_TEXT},
+    {"no-log", 0, 0, O_NOLOG},
     {"help", 'h', 0, O_HELP},
     {"mode", 'm', 1, O_MODE},
     {"fusion", 0, 1, O_FUSION},
@@ -61,7 +67,7 @@ void cmd_search_help(FILE *f) {
             "                       \"chunk_seq\", \"score\", \"scores\": {\"lexical\", \"dense\",\n"
             "                       \"fused\", \"rerank\"} (null: stage not run), \"ranks\",\n"
             "                       \"title\", \"source\", \"snippet\", \"text\" (with\n"
-            "                       --text), \"metadata\"}]}\n"
+            "                       --text), \"metadata\"}], \"log_id\"}\n"
             "  --text               also print each hit's full chunk text\n"
             "  --no-snippet         do not compute snippets\n"
             "  --k1 X               BM25 k1 (default: the value stored in the index)\n"
@@ -80,10 +86,15 @@ void cmd_search_help(FILE *f) {
             "  --vsearch V          dense search: f32, int8, binary (each exact, the\n"
             "                       quantized ones rescored in f32) or ann (FAISS)\n"
             "  --ef N               HNSW efSearch (IVF nprobe) for --vsearch ann\n"
+            "  --no-log             do not record this search in the query log\n"
             "  -h, --help           show this help\n"
             "\n"
             "'plumb stats' shows the stored BM25 settings. Use '--' before a query that\n"
             "starts with '-'.\n"
+            "\n"
+            "Each search is recorded in the index's query log (see 'plumb log') when the\n"
+            "index may be written; its entry id is \"log_id\" in --json and is shown on a\n"
+            "terminal, so 'plumb feedback ID --relevant DOC' can judge the hits.\n"
             "\n"
             "Examples:\n"
             "  plumb search axolotl limb regeneration\n"
@@ -108,7 +119,7 @@ static char *join_args(const char *const *args, int n) {
     return q;
 }
 
-static void print_json(const char *query, const plumb_hits *h, int with_text) {
+static void print_json(const char *query, const plumb_hits *h, int with_text, int logged) {
     printf("{\"query\":");
     cli_json_str(stdout, query);
     printf(",\"generation\":%" PRId64 ",\"matched\":%" PRId64 ",\"hits\":[", h->generation,
@@ -142,7 +153,10 @@ static void print_json(const char *query, const plumb_hits *h, int with_text) {
         /* The library validated metadata as a JSON object when it was added. */
         printf(",\"metadata\":%s}", x->metadata && *x->metadata ? x->metadata : "null");
     }
-    printf("]}\n");
+    printf("]");
+    if (logged && h->log_id > 0) printf(",\"log_id\":%" PRId64, h->log_id);
+    else printf(",\"log_id\":null");
+    printf("}\n");
 }
 
 /* Print `s` with every line indented by `indent` spaces. */
@@ -194,6 +208,41 @@ static void print_human(const plumb_hits *h, int with_text, int styled) {
                h->n == 1 ? "" : "s", h->matched, h->matched == 1 ? "" : "s");
 }
 
+/* 1 when this process may write `path` and the directory that holds it
+** (SQLite puts its -wal and -shm files there). */
+static int may_write(const char *path) {
+    if (access(path, W_OK) != 0) return 0;
+    const char *sl = strrchr(path, '/');
+    if (!sl) return access(".", W_OK | X_OK) == 0;
+    size_t n = sl == path ? 1 : (size_t)(sl - path);
+    char *dir = malloc(n + 1);
+    if (!dir) return 0;
+    memcpy(dir, path, n);
+    dir[n] = 0;
+    int ok = access(dir, W_OK | X_OK) == 0;
+    free(dir);
+    return ok;
+}
+
+/* Open for writing (so the search is logged) when possible, else
+** read-only. Returns 0 or an exit code (reported). */
+static int open_for_search(const char *path, int log, plumb_db **db, int *logged) {
+    *logged = 0;
+    if (log && may_write(path)) {
+        plumb_open_params op;
+        plumb_open_params_init(&op);
+        op.create = 0;
+        plumb_status rc = plumb_open(path, &op, db);
+        if (rc == PLUMB_OK) {
+            *logged = 1;
+            return 0;
+        }
+        /* a file system that refuses writes after all: search without a log */
+        if (rc != PLUMB_IO && rc != PLUMB_BUSY) return cli_open_failed(path, rc);
+    }
+    return cli_open_existing(path, 1, db);
+}
+
 int cmd_search(int argc, char **argv) {
     plumb_search_params sp;
     plumb_hits *hits = NULL;
@@ -201,7 +250,7 @@ int cmd_search(int argc, char **argv) {
     const char *dbopt = NULL;
     const char **words = NULL;
     char *query = NULL;
-    int nwords = 0, json = 0, with_text = 0, code = CLI_EXIT_OK, bm25_opt = 0;
+    int nwords = 0, json = 0, with_text = 0, code = CLI_EXIT_OK, bm25_opt = 0, log = 1, logged;
     cli_parser ps;
 
     plumb_search_params_init(&sp);
@@ -253,6 +302,9 @@ int cmd_search(int argc, char **argv) {
             break;
         case O_TEXT:
             with_text = 1;
+            break;
+        case O_NOLOG:
+            log = 0;
             break;
         case O_HELP:
             cmd_search_help(stdout);
@@ -329,8 +381,9 @@ int cmd_search(int argc, char **argv) {
     }
 
     const char *path = cli_db_path(dbopt);
-    code = cli_open_existing(path, 1, &db);
+    code = open_for_search(path, log, &db, &logged);
     if (code) goto done;
+    sp.log = logged;
     plumb_status rc = plumb_search(db, query, &sp, &hits);
     if (rc != PLUMB_OK) {
         cli_fail(rc, "search failed");
@@ -338,9 +391,19 @@ int cmd_search(int argc, char **argv) {
         goto done;
     }
     if (json)
-        print_json(query, hits, with_text);
+        print_json(query, hits, with_text, logged);
     else
         print_human(hits, with_text, styled);
+    fflush(stdout); /* the results first: closing writes the log entry */
+    if (logged) {
+        /* written now, so a failure can be told; plumb_close would only drop it */
+        rc = plumb_log_flush(db);
+        if (rc == PLUMB_OK && hits->log_id > 0 && !json && cli_isatty(stderr))
+            fprintf(stderr, "plumb: logged as entry %" PRId64 " ('plumb feedback %" PRId64
+                    " --relevant DOC' judges it)\n", hits->log_id, hits->log_id);
+        else if (rc != PLUMB_OK)
+            cli_fail(rc, "warning: the search was not recorded in the query log");
+    }
 
 done:
     plumb_hits_free(hits);

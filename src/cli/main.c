@@ -399,6 +399,9 @@ static const command commands[] = {
     {"eval", cmd_eval, cmd_eval_help},
     {"embed", cmd_embed, cmd_embed_help},
     {"ask", cmd_ask, cmd_ask_help},
+    {"log", cmd_log, cmd_log_help},
+    {"feedback", cmd_feedback, cmd_feedback_help},
+    {"export-qrels", cmd_export_qrels, cmd_export_qrels_help},
     {NULL, NULL, NULL},
 };
 
@@ -423,6 +426,9 @@ static void main_help(FILE *f) {
             "  eval DIR          measure retrieval quality and speed on a BEIR dataset\n"
             "  ask QUESTION...   --dry-run: the prompt a model would get, packed to its\n"
             "                    token budget with numbered citations\n"
+            "  log               show the query log: recent searches and their feedback\n"
+            "  feedback ID       judge a logged search: --good/--bad, --relevant DOC ...\n"
+            "  export-qrels OUT  write the judgments as qrels (and queries) for eval\n"
             "  help [COMMAND]    show the help of a command (same as 'plumb COMMAND --help')\n"
             "\n"
             "Options:\n"
@@ -444,6 +450,7 @@ static void main_help(FILE *f) {
             "  plumb search how do axolotls regrow limbs -k 5\n"
             "  plumb search --json 'quantum chromodynamics' | jq '.hits[0]'\n"
             "  plumb ask 'how do axolotls regrow limbs' --dry-run --profile gpt-4o\n"
+            "  plumb feedback 12 --relevant /home/me/notes/qcd.md\n"
             "  PLUMB_DB=~/corpus.db plumb stats\n",
             PLUMB_VERSION);
 }
