@@ -274,7 +274,7 @@ typedef struct plumb_embed_params {
     volatile int *cancel; /* set to 1 to stop at the next commit (PLUMB_CANCELLED) */
     /* Approximate search index (FAISS), saved beside the index as
     ** <index>.ann: NULL or "auto": "HNSW32,Flat" once the index holds
-    ** 500,000 vectors (environment PLUMB_ANN_MIN overrides); "none": never;
+    ** 2,000,000 vectors (environment PLUMB_ANN_MIN overrides); "none": never;
     ** any other FAISS factory string ("HNSW32,Flat", "IVF1024,SQ8" ...):
     ** build it now whatever the size. It is rebuilt when 10% of the
     ** vectors were added or 20% deleted since. */

@@ -649,7 +649,7 @@ const float *vec_get(const vec_index *v, int64_t cid);
 /* Write the side file "<index>.vec" when the store holds >= 20,000
 ** vectors (PLUMB_VEC_SIDE_MIN) and the file is missing or 5% behind;
 ** build the FAISS index "<index>.ann" from ann_factory when ann_force,
-** or when the store holds >= 500,000 vectors (PLUMB_ANN_MIN) and
+** or when the store holds >= 2,000,000 vectors (PLUMB_ANN_MIN) and
 ** ann_factory is non-empty, and the existing one is missing or stale
 ** (10% of slots added or 20% deleted since). ef_search <= 0: default. */
 plumb_status vec_persist(plumb_db *db, const char *ann_factory, int ann_force, int ef_search,

@@ -769,7 +769,7 @@ plumb_status vec_persist(plumb_db *db, const char *ann_factory, int ann_force, i
     if (rc) return rc;
     vec_index *v = db->vec;
     int64_t min_side = env_int("PLUMB_VEC_SIDE_MIN", 20000);
-    int64_t min_ann = env_int("PLUMB_ANN_MIN", 500000);
+    int64_t min_ann = env_int("PLUMB_ANN_MIN", 2000000);
     for (int attempt = 0; attempt < 100; attempt++) {
         int src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
         if (src) { rc = store_err(r->conn, src, "begin read"); break; }

@@ -38,7 +38,7 @@ const char *cli_embed_help_text(void) {
             "                       from $PLUMB_EMBED_API_KEY and is never stored\n"
             "  --embed-batch N      http: inputs per request (default 64)\n"
             "  --embed-concurrency N  http: requests in flight (default 4)\n"
-            "  --ann SPEC           approximate index: auto (HNSW from 500,000 vectors),\n"
+            "  --ann SPEC           approximate index: auto (HNSW from 2,000,000 vectors),\n"
             "                       none, or a FAISS factory string built now, e.g.\n"
             "                       HNSW32,Flat or IVF1024,SQ8\n"
             "  --ann-ef N           its default efSearch (HNSW) or nprobe (IVF)\n";
