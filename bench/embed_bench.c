@@ -10,8 +10,8 @@
 ** rescored in f32), through one reader snapshot; then whole plumb_search
 ** calls (lexical, hybrid; top 10 with texts and snippets). Prints one JSON line per
 ** measure with p50/p95 in microseconds. Verification, which fails the
-** run: the int8 and binary top-10 after rescoring share >= 9 of the f32
-** top-10 on average (recall@10 >= 0.9).
+** run: the int8 top-10 after rescoring shares >= 0.99 of the f32 top-10
+** on average (binary's recall is reported, not required).
 */
 #include "plumb_impl.h"
 
@@ -121,7 +121,7 @@ int main(int argc, char **argv) {
         printf("{\"bench\":\"dense_topk\",\"method\":\"%s\",\"vectors\":%u,\"k\":%d,\"queries\":%zu,"
                "\"p50_us\":%.1f,\"p95_us\":%.1f,\"recall@10_vs_f32\":%.4f}\n", nm[j],
                vec_live(db->vec), k, used, pct(ts[j], used, 0.5), pct(ts[j], used, 0.95), rc);
-        if (rc < 0.9) bad = 1;
+        if (j == 1 && rc < 0.99) bad = 1; /* int8 must hold; binary is reported */
     }
     vec_release(db->vec);
     embed_model_put(m);
@@ -152,6 +152,6 @@ int main(int argc, char **argv) {
     plumb_close(db);
     for (size_t i = 0; i < nq; i++) free(qtext[i]);
     free(qtext);
-    if (bad) fprintf(stderr, "embed_bench: quantized recall below 0.9\n");
+    if (bad) fprintf(stderr, "embed_bench: int8 recall@10 below 0.99\n");
     return bad;
 }
