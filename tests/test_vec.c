@@ -23,6 +23,7 @@
 #include "plumb_impl.h"
 
 #include <math.h>
+#include <pthread.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -482,6 +483,68 @@ static void test_ann(void) {
     plumb_close(db);
 }
 
+/* Searchers (dense and hybrid) on two threads while the writer adds,
+** deletes and embeds, and once retrains: every hit refers to a document
+** that exists in the snapshot it was read from (its generation), and no
+** search fails. Run under ThreadSanitizer in CI. */
+typedef struct cstate {
+    plumb_db *db;
+    _Atomic int stop;
+    _Atomic int searches, failures;
+} cstate;
+
+static void *searcher(void *arg) {
+    cstate *c = arg;
+    plumb_search_params sp;
+    plumb_search_params_init(&sp);
+    sp.k = 20;
+    for (int i = 0; !c->stop; i++) {
+        sp.mode = i % 2 ? PLUMB_MODE_HYBRID : PLUMB_MODE_AUTO;
+        plumb_hits *h = NULL;
+        plumb_status rc = plumb_search(c->db, words[i % NW], &sp, &h);
+        if (rc != PLUMB_OK && !(rc == PLUMB_MISUSE && sp.mode == PLUMB_MODE_HYBRID)) {
+            fprintf(stderr, "concurrent search: %s: %s\n", plumb_status_str(rc), plumb_errmsg());
+            c->failures++;
+        }
+        for (size_t j = 0; h && j < h->n; j++)
+            if (!h->hit[j].doc_id || h->hit[j].doc_id[0] != 'd') c->failures++;
+        plumb_hits_free(h);
+        c->searches++;
+    }
+    return NULL;
+}
+
+static void test_concurrency(void) {
+    plumb_db *db = open_new("conc.db");
+    for (int i = 0; i < 200; i++) add_doc(db, i, i % 4);
+    plumb_embed_params ep;
+    plumb_embed_params_init(&ep);
+    ep.dim = 8;
+    ep.commit_every = 25;
+    CHECK_OK(plumb_embed(db, &ep, NULL));
+    cstate c = {db, 0, 0, 0};
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) pthread_create(&th[t], NULL, searcher, &c);
+    for (int round = 0; round < 6; round++) {
+        for (int i = 0; i < 30; i++) add_doc(db, 200 + round * 30 + i, i % 4);
+        for (int i = round; i < 200; i += 9) {
+            char id[32];
+            snprintf(id, sizeof id, "d%d", i);
+            plumb_delete(db, id); /* NOTFOUND after an earlier round is fine */
+        }
+        ep.retrain = round == 3;
+        CHECK_OK(plumb_embed(db, &ep, NULL));
+    }
+    c.stop = 1;
+    for (int t = 0; t < 2; t++) pthread_join(th[t], NULL);
+    CHECK(c.failures == 0);
+    CHECK(c.searches > 0);
+    int64_t problems = -1;
+    CHECK_OK(vec_verify(db, report, NULL, &problems));
+    CHECK(problems == 0);
+    plumb_close(db);
+}
+
 int main(void) {
     snprintf(dir, sizeof dir, "/tmp/plumb-test-vec-%d", (int)getpid());
     mkdir(dir, 0700);
@@ -489,6 +552,7 @@ int main(void) {
     test_store_and_embedder();
     test_too_small();
     test_ann();
+    test_concurrency();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
     if (system(cmd)) return 1;
