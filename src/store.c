@@ -132,9 +132,11 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
     s->alpha = 0.5;
     s->rrf_k = 60;
     s->k_lex = s->k_dense = 100;
-    s->rerank = 0;
+    s->rerank = 30; /* stage 2 on by default: bench/RESULTS.md ("Rerank") */
     s->prf_docs = 3;
     s->prf_weight = 1.0;
+    snprintf(s->rerank_kind, sizeof s->rerank_kind, "features");
+    memcpy(s->rerank_w, rerank_default_weights, sizeof s->rerank_w);
     int seen = 0;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(st, 0);
@@ -161,6 +163,17 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
         else if (!strcmp(k, "rerank")) s->rerank = sqlite3_column_int(st, 1);
         else if (!strcmp(k, "prf_docs")) s->prf_docs = sqlite3_column_int(st, 1);
         else if (!strcmp(k, "prf_weight")) s->prf_weight = sqlite3_column_double(st, 1);
+        else if (!strcmp(k, "rerank_kind")) {
+            const char *v = (const char *)sqlite3_column_text(st, 1);
+            snprintf(s->rerank_kind, sizeof s->rerank_kind, "%s", v ? v : "features");
+        } else if (!strcmp(k, "rerank_weights")) {
+            const char *v = (const char *)sqlite3_column_text(st, 1);
+            if (rerank_weights_parse(v, s->rerank_w)) {
+                sqlite3_finalize(st);
+                return err_set(PLUMB_CORRUPT, "%s: settings: malformed rerank_weights '%.200s'",
+                               db->path, v ? v : "");
+            }
+        }
     }
     plumb_status rc = src == SQLITE_DONE ? PLUMB_OK : store_err(c, src, db->path);
     sqlite3_finalize(st);
