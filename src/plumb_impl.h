@@ -304,6 +304,10 @@ void store_reader_put(plumb_db *db, reader *r);
 plumb_status store_begin(plumb_db *db);
 plumb_status store_commit(plumb_db *db);
 void store_rollback(plumb_db *db);
+/* Write settings (key, value as text) in one transaction; takes wlock.
+** The handle's own db->set keeps what it read at open. */
+plumb_status store_put_settings(plumb_db *db, const char *const *keys, const char *const *vals,
+                                int n);
 
 /* Add or replace a document inside an open transaction. file_id is the
 ** files row it came from, or 0. */
@@ -655,6 +659,12 @@ plumb_status ingest_paths(plumb_db *db, const char *const *paths, int npaths,
 ** holds the query's judgment values >= 1, highest first (nideal = R). */
 void eval_measure(const int *rels, size_t n, const int *ideal, size_t nideal,
                   double out[PLUMB_METRIC_COUNT]);
+/* For tune.c: query i of a queries file; a query's judgment of doc (0
+** when not judged); its judgment values >= 1, highest first (NULL, 0 when
+** the query is not in the qrels). */
+void eval_query_at(const plumb_queries *q, size_t i, const char **id, const char **text);
+int eval_judgment(const plumb_qrels *q, const char *qid, const char *doc);
+void eval_ideal(const plumb_qrels *q, const char *qid, const int **ideal, size_t *n);
 /* Sort into trec_eval's order: score descending, doc id descending. */
 void eval_sort_ranking(plumb_run_doc *d, size_t n);
 /* The q-quantile (0..1) of sorted[0..n), interpolating linearly. */

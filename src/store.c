@@ -524,6 +524,43 @@ plumb_status store_commit(plumb_db *db) {
     return PLUMB_OK;
 }
 
+plumb_status store_put_settings(plumb_db *db, const char *const *keys, const char *const *vals,
+                                int n) {
+    if (db->readonly || !db->w)
+        return err_set(PLUMB_MISUSE, "the index is open read-only: its settings cannot change");
+    pthread_mutex_lock(&db->wlock);
+    plumb_status rc = db->in_txn ? err_set(PLUMB_MISUSE, "settings cannot change inside a batch")
+                                 : store_begin(db);
+    sqlite3_stmt *st = NULL;
+    if (!rc) {
+        int src = sqlite3_prepare_v2(db->w, "INSERT OR REPLACE INTO settings(key, value) "
+                                     "VALUES (?1, ?2)", -1, &st, NULL);
+        if (src) rc = store_err(db->w, src, "write settings");
+    }
+    for (int i = 0; !rc && i < n; i++) {
+        sqlite3_bind_text(st, 1, keys[i], -1, SQLITE_STATIC);
+        /* numbers are stored as numbers, as at creation */
+        char *end;
+        double x = strtod(vals[i], &end);
+        if (*vals[i] && !*end && end != vals[i]) {
+            if (x == (double)(int64_t)x && !strpbrk(vals[i], ".eE"))
+                sqlite3_bind_int64(st, 2, (int64_t)x);
+            else
+                sqlite3_bind_double(st, 2, x);
+        } else {
+            sqlite3_bind_text(st, 2, vals[i], -1, SQLITE_STATIC);
+        }
+        int src = sqlite3_step(st);
+        if (src != SQLITE_DONE) rc = store_err(db->w, src, "write settings");
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (!rc) rc = store_commit(db);
+    else store_rollback(db);
+    pthread_mutex_unlock(&db->wlock);
+    return rc;
+}
+
 void store_rollback(plumb_db *db) {
     if (!db->in_txn) return;
     sqlite3_exec(db->w, "ROLLBACK", NULL, NULL, NULL);

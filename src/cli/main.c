@@ -398,6 +398,7 @@ static const command commands[] = {
     {"check", cmd_check, cmd_check_help},
     {"eval", cmd_eval, cmd_eval_help},
     {"embed", cmd_embed, cmd_embed_help},
+    {"tune", cmd_tune, cmd_tune_help},
     {NULL, NULL, NULL},
 };
 
@@ -420,6 +421,7 @@ static void main_help(FILE *f) {
             "  delete ID...      remove documents by id\n"
             "  check             verify every part of the index\n"
             "  eval DIR          measure retrieval quality and speed on a BEIR dataset\n"
+            "  tune              learn BM25 and reranker parameters from training judgments\n"
             "  help [COMMAND]    show the help of a command (same as 'plumb COMMAND --help')\n"
             "\n"
             "Options:\n"
