@@ -611,6 +611,14 @@ void rerank_score(rerank_cand *c, size_t n, const double *w);
 int rerank_weights_parse(const char *s, double *w);
 void rerank_weights_format(const double *w, buf *out);
 
+/* tune.c: coordinate ascent (tune.c's header) on nq synthetic queries of
+** per_q candidates each (feat: RERANK_NFEAT per candidate, rel: their
+** judgments; every candidate its own document). w in/out; *before (may
+** be NULL) gets the objective at the starting w. Returns mean nDCG@10
+** after (NAN on OOM). For tests. */
+double tune_fit(const double *feat, const int *rel, const int *ideal_unused, size_t nq,
+                size_t per_q, double *w, int rounds, double *before);
+
 /* ======================================================================
 ** search.c -- the search pipeline behind plumb_search
 ** ==================================================================== */

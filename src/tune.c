@@ -197,6 +197,45 @@ static double ascend(const tcache *c, double *w, int rounds) {
     return best;
 }
 
+double tune_fit(const double *feat, const int *rel, const int *ideal_unused, size_t nq,
+                size_t per_q, double *w, int rounds, double *before) {
+    (void)ideal_unused;
+    tcache c = {0};
+    c.nsets = 1;
+    c.n = nq * per_q;
+    c.nq = nq;
+    c.feat = (double *)feat;
+    c.rel = (int *)rel;
+    c.doc = malloc((c.n ? c.n : 1) * sizeof *c.doc);
+    c.q = malloc((nq ? nq : 1) * sizeof *c.q);
+    int *sorted = malloc((per_q ? per_q : 1) * sizeof *sorted);
+    if (!c.doc || !c.q || !sorted) {
+        free(c.doc);
+        free(c.q);
+        free(sorted);
+        return NAN;
+    }
+    for (size_t q = 0; q < nq; q++) {
+        for (size_t i = 0; i < per_q; i++) {
+            c.doc[q * per_q + i] = (int)i;
+            /* ideal: the judgments, highest first */
+            int v = rel[q * per_q + i];
+            size_t j = i;
+            while (j > 0 && sorted[j - 1] < v) { sorted[j] = sorted[j - 1]; j--; }
+            sorted[j] = v;
+        }
+        size_t npos = 0;
+        while (npos < per_q && sorted[npos] > 0) npos++;
+        c.q[q] = (tq){q * per_q, per_q, idcg10(sorted, npos), 0};
+    }
+    if (before) *before = objective(&c, w, NULL);
+    double o = ascend(&c, w, rounds);
+    free(c.doc);
+    free(c.q);
+    free(sorted);
+    return o;
+}
+
 void plumb_tune_params_init(plumb_tune_params *p) {
     memset(p, 0, sizeof *p);
     p->rerank = 30;
