@@ -1085,12 +1085,18 @@ int64_t bm25_term_id(const bm25_index *ix, const char *t, size_t n) {
     return term_find(ix, t, n);
 }
 
-void bm25_term_stats(const bm25_index *ix, uint32_t id, double *idf) {
+void bm25_term_stats(const bm25_index *ix, uint32_t id, double *idf, double *pc) {
     const term *t = &ix->terms[id];
     uint32_t df = 0;
-    for (uint32_t j = 0; j < t->n; j++) df += !ix->dead[t->p[j].ord];
+    double cf = 0;
+    for (uint32_t j = 0; j < t->n; j++)
+        if (!ix->dead[t->p[j].ord]) { df++; cf += t->p[j].tft + t->p[j].tfb; }
     double N = (double)ix->live;
     *idf = df ? log(1.0 + (N - df + 0.5) / (df + 0.5)) : 0;
+    if (pc) {
+        double tot = ix->tot_t + ix->tot_b;
+        *pc = tot > 0 ? (cf > 0 ? cf : 0.5) / tot : 0;
+    }
 }
 
 void bm25_avg_lengths(const bm25_index *ix, double *avg_title, double *avg_body) {

@@ -237,7 +237,7 @@ typedef struct idx_settings {
     ** key rerank_weights, "name=value,..."; missing names keep the
     ** shipped defaults) */
     char rerank_kind[16];
-    double rerank_w[9];         /* RERANK_NFEAT */
+    double rerank_w[13];        /* RERANK_NFEAT */
 } idx_settings;
 
 typedef struct bm25_index bm25_index;
@@ -422,10 +422,10 @@ typedef struct bm25_info_t {
 } bm25_info_t;
 void bm25_info(bm25_index *ix, bm25_info_t *out);
 /* For the reranker, under the read lock: a term's id (-1: unknown); its
-** idf at this snapshot; the mean field lengths; chunk cid's term ids,
+** idf and collection probability (cf / all tokens; pc may be NULL) at this snapshot; the mean field lengths; chunk cid's term ids,
 ** title (*ntitle) then body (*nbody), or 0 when it has no forward list. */
 int64_t bm25_term_id(const bm25_index *ix, const char *t, size_t n);
-void bm25_term_stats(const bm25_index *ix, uint32_t id, double *idf);
+void bm25_term_stats(const bm25_index *ix, uint32_t id, double *idf, double *pc);
 void bm25_avg_lengths(const bm25_index *ix, double *avg_title, double *avg_body);
 int bm25_forward(const bm25_index *ix, int64_t cid, const uint32_t **ids, uint32_t *ntitle,
                  uint32_t *nbody);
@@ -562,7 +562,8 @@ void fuse_score(fuse_cand *c, size_t n, plumb_fusion how, double alpha, double r
 
 enum {
     RERANK_BM25 = 0, RERANK_DENSE, RERANK_FUSED, RERANK_COVER, RERANK_TITLE, RERANK_PROX,
-    RERANK_WINDOW, RERANK_BIGRAM, RERANK_LEN, RERANK_NFEAT
+    RERANK_WINDOW, RERANK_BIGRAM, RERANK_LEN, RERANK_DPRF, RERANK_LPRF, RERANK_QL,
+    RERANK_TBM25, RERANK_NFEAT
 };
 #define RERANK_MAXQ 64 /* distinct query terms the features look at */
 
@@ -574,6 +575,7 @@ typedef struct rerank_qinfo {
     int nd;                    /* distinct query terms the index knows */
     uint32_t id[RERANK_MAXQ];  /* their term ids (bm25.c) */
     double idf[RERANK_MAXQ];
+    double pc[RERANK_MAXQ];    /* collection probability (query likelihood) */
     int mult[RERANK_MAXQ];     /* occurrences in the query */
     int nseq;                  /* the query in order, as slots (-1: unknown) */
     int seq[RERANK_MAXQ];
@@ -598,10 +600,11 @@ int rerank_slot(const rerank_qinfo *qi, uint32_t id);
 ** FUSED. */
 void rerank_doc_features(const rerank_qinfo *qi, const int16_t *slot, uint32_t nt, uint32_t nb,
                          double *f);
-/* Raw features of c[0..n) (BM25 read lock held; r inside its read
-** transaction, for chunks without forward lists). */
-plumb_status rerank_features(const bm25_index *ix, reader *r, const rerank_qinfo *qi,
-                             rerank_cand *c, size_t n);
+/* Raw features of c[0..n), which must be in stage-1 order (BM25 read
+** lock held; r inside its read transaction, for chunks without forward
+** lists; v: the vector store with its read lock held, or NULL). */
+plumb_status rerank_features(const bm25_index *ix, reader *r, const vec_index *v,
+                             const rerank_qinfo *qi, rerank_cand *c, size_t n);
 /* Min-max normalise the per-query-scaled features over c[0..n). */
 void rerank_normalise(rerank_cand *c, size_t n);
 double rerank_dot(const double *w, const double *f);

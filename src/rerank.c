@@ -37,7 +37,20 @@
 **              known and different) found on adjacent positions of a field
 **              / the query's such bigrams (0 when it has none)
 **     LEN      ln(1 + title and body positions)
-**   BM25, DENSE, FUSED, PROX and LEN vary in scale from query to query:
+**     DPRF     pseudo-relevance feedback in the dense space: cosine of the
+**              candidate's vector with the mean vector of the top
+**              RERANK_FB stage-1 candidates (0 without vectors)
+**     LPRF     lexical pseudo-relevance feedback (RM3-like): the top
+**              RERANK_FB stage-1 candidates' terms weighted by
+**              sum over them of tf / length, times idf; the RERANK_FBT
+**              heaviest non-query terms form an expansion, and LPRF is the
+**              candidate's BM25 for it with those weights in place of the
+**              query multiplicity (0 without forward lists)
+**     QL       query likelihood with Dirichlet smoothing (mu = 300): sum
+**              over the query's known terms of mult * ln((tf + mu p(t|C))
+**              / (dl + mu)), tf and dl over title and body
+**     TBM25    BM25 of the title alone (k1, b; title lengths)
+**   BM25, DENSE, FUSED, PROX, LEN, DPRF, LPRF, QL and TBM25 vary in scale from query to query:
 **   they are min-max normalised over the N candidates (all equal: 0).
 **   The others are in [0, 1] already.
 **
@@ -58,7 +71,8 @@
 #include <string.h>
 
 const char *const rerank_feature_names[RERANK_NFEAT] = {
-    "bm25", "dense", "fused", "cover", "title", "prox", "window", "bigram", "len"};
+    "bm25", "dense", "fused", "cover", "title", "prox", "window", "bigram", "len", "dprf", "lprf",
+    "ql", "tbm25"};
 
 /* The shipped weights, in rerank_feature order. Learned by `plumb tune`
 ** (coordinate ascent on nDCG@10) on the TRAIN splits of SciFact and
@@ -66,7 +80,7 @@ const char *const rerank_feature_names[RERANK_NFEAT] = {
 ** BM25 (k1 0.9, b 0.4), the built-in LSA embedder (256 dimensions) and
 ** N = 30; see bench/RESULTS.md. */
 const double rerank_default_weights[RERANK_NFEAT] = {
-    1.0, 0.6, 0.6, 0.3, 0.2, 0.3, 0.1, 0.1, 0.0};
+    1.0, 0.6, 0.6, 0.3, 0.2, 0.3, 0.1, 0.1, 0.0, 0.0, 0.0, 0.0, 0.0};
 
 /* ---------------------------------------------------------------- */
 /* Query                                                              */
@@ -92,7 +106,7 @@ void rerank_query_init(rerank_qinfo *qi, const bm25_index *ix, const lex_query *
             if (slot < 0 && qi->nd < RERANK_MAXQ) {
                 slot = qi->nd++;
                 qi->id[slot] = (uint32_t)id;
-                bm25_term_stats(ix, (uint32_t)id, &qi->idf[slot]);
+                bm25_term_stats(ix, (uint32_t)id, &qi->idf[slot], &qi->pc[slot]);
             }
             if (slot >= 0) qi->mult[slot]++;
         }
@@ -146,10 +160,14 @@ void rerank_doc_features(const rerank_qinfo *qi, const int16_t *slot, uint32_t n
     if (!(avg > 0)) avg = 1;
     double dl = qi->wt * nt + qi->wb * nb;
     double K = qi->k1 * (1 - qi->b + qi->b * dl / avg);
-    double bm = 0, cover = 0, title = 0;
+    double bm = 0, cover = 0, title = 0, ql = 0, tbm = 0;
+    double Kt = qi->k1 * (1 - qi->b + qi->b * nt / (qi->avg_t > 0 ? qi->avg_t : 1));
     for (int s = 0; s < qi->nd; s++) {
         double tf = qi->wt * tft[s] + qi->wb * tfb[s];
         if (tf > 0) bm += qi->mult[s] * qi->idf[s] * tf * (qi->k1 + 1) / (tf + K);
+        if (tft[s] > 0) tbm += qi->mult[s] * qi->idf[s] * tft[s] * (qi->k1 + 1) / (tft[s] + Kt);
+        if (qi->pc[s] > 0)
+            ql += qi->mult[s] * log((tft[s] + tfb[s] + 300 * qi->pc[s]) / (nt + nb + 300.0));
         if ((in_t | in_b) >> s & 1) cover += qi->idf[s];
         if (in_t >> s & 1) title += qi->idf[s];
     }
@@ -206,6 +224,8 @@ void rerank_doc_features(const rerank_qinfo *qi, const int16_t *slot, uint32_t n
     f[RERANK_WINDOW] = window;
     f[RERANK_BIGRAM] = nbig ? (double)found / nbig : 0;
     f[RERANK_LEN] = log(1.0 + nt + nb);
+    f[RERANK_QL] = ql;
+    f[RERANK_TBM25] = tbm;
 }
 
 /* ---------------------------------------------------------------- */
@@ -236,10 +256,98 @@ static int slot_tok(void *arg, const char *t, int n, int start, int end) {
     return 0;
 }
 
-plumb_status rerank_features(const bm25_index *ix, reader *r, const rerank_qinfo *qi,
-                             rerank_cand *c, size_t n) {
+#define RERANK_FB 5   /* feedback candidates */
+#define RERANK_FBT 20 /* expansion terms */
+
+typedef struct fbterm {
+    uint32_t id;
+    double w;
+} fbterm;
+
+static int cmp_fbw(const void *a, const void *b) {
+    const fbterm *x = a, *y = b;
+    if (x->w != y->w) return x->w > y->w ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+static int cmp_fbid(const void *a, const void *b) {
+    const fbterm *x = a, *y = b;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The expansion terms of the feedback candidates (see LPRF), sorted by
+** id; returns their count (0 when none has a forward list). */
+static int expansion(const bm25_index *ix, const rerank_qinfo *qi, const rerank_cand *c,
+                     size_t n, fbterm *out) {
+    fbterm *acc = NULL;
+    size_t na = 0, cap = 0;
+    int used = 0;
+    for (size_t i = 0; i < n && i < RERANK_FB; i++) {
+        const uint32_t *ids;
+        uint32_t nt, nb;
+        if (!bm25_forward(ix, c[i].rowid, &ids, &nt, &nb) || !(nt + nb)) continue;
+        used++;
+        size_t base = na;
+        for (uint32_t j = 0; j < nt + nb; j++) {
+            if (rerank_slot(qi, ids[j]) >= 0) continue;
+            size_t k = base;
+            while (k < na && acc[k].id != ids[j]) k++;
+            if (k == na) {
+                if (na == cap) {
+                    size_t nc = cap ? cap * 2 : 512;
+                    fbterm *x = realloc(acc, nc * sizeof *x);
+                    if (!x) { free(acc); return 0; }
+                    acc = x;
+                    cap = nc;
+                }
+                acc[na++] = (fbterm){ids[j], 0};
+            }
+            acc[k].w += 1.0 / (nt + nb);
+        }
+    }
+    if (!used) { free(acc); return 0; }
+    /* merge the per-candidate entries */
+    qsort(acc, na, sizeof *acc, cmp_fbid);
+    size_t m = 0;
+    for (size_t i = 0; i < na; i++) {
+        if (m && acc[m - 1].id == acc[i].id) acc[m - 1].w += acc[i].w;
+        else acc[m++] = acc[i];
+    }
+    /* terms of a single feedback candidate say little about the topic */
+    size_t k = 0;
+    for (size_t i = 0; i < m; i++) {
+        double idf;
+        bm25_term_stats(ix, acc[i].id, &idf, NULL);
+        acc[i].w *= idf / used;
+        if (acc[i].w > 0) acc[k++] = acc[i];
+    }
+    qsort(acc, k, sizeof *acc, cmp_fbw);
+    int nout = k < RERANK_FBT ? (int)k : RERANK_FBT;
+    memcpy(out, acc, (size_t)nout * sizeof *out);
+    free(acc);
+    qsort(out, (size_t)nout, sizeof *out, cmp_fbid);
+    return nout;
+}
+
+plumb_status rerank_features(const bm25_index *ix, reader *r, const vec_index *v,
+                             const rerank_qinfo *qi, rerank_cand *c, size_t n) {
     tokslots ts = {ix, qi, NULL, 0, 0, 0};
     plumb_status rc = PLUMB_OK;
+    fbterm fb[RERANK_FBT];
+    int nfb = expansion(ix, qi, c, n, fb);
+    /* dense feedback: the mean vector of the first RERANK_FB candidates */
+    float *cen = NULL;
+    uint32_t dim = v ? vec_dim(v) : 0;
+    if (dim && (cen = calloc(dim, sizeof *cen))) {
+        int got = 0;
+        for (size_t i = 0; i < n && i < RERANK_FB; i++) {
+            const float *x = vec_get(v, c[i].rowid);
+            if (!x) continue;
+            for (uint32_t j = 0; j < dim; j++) cen[j] += x[j];
+            got++;
+        }
+        if (!got) { free(cen); cen = NULL; }
+    }
     for (size_t i = 0; i < n && !rc; i++) {
         const uint32_t *ids;
         uint32_t nt, nb;
@@ -279,13 +387,32 @@ plumb_status rerank_features(const bm25_index *ix, reader *r, const rerank_qinfo
         rerank_doc_features(qi, ts.s, nt, nb, c[i].feat);
         c[i].feat[RERANK_DENSE] = c[i].dense;
         c[i].feat[RERANK_FUSED] = c[i].fused;
+        const float *x = cen ? vec_get(v, c[i].rowid) : NULL;
+        c[i].feat[RERANK_DPRF] = x ? kern_dot_f32(x, cen, dim) : NAN;
+        double lp = 0;
+        if (nfb && bm25_forward(ix, c[i].rowid, &ids, &nt, &nb)) {
+            double tf[RERANK_FBT] = {0};
+            for (uint32_t j = 0; j < nt + nb; j++) {
+                fbterm key = {ids[j], 0};
+                fbterm *f = bsearch(&key, fb, (size_t)nfb, sizeof *fb, cmp_fbid);
+                if (f) tf[f - fb] += j < nt ? qi->wt : qi->wb;
+            }
+            double avg = qi->wt * qi->avg_t + qi->wb * qi->avg_b;
+            if (!(avg > 0)) avg = 1;
+            double K = qi->k1 * (1 - qi->b + qi->b * (qi->wt * nt + qi->wb * nb) / avg);
+            for (int t = 0; t < nfb; t++)
+                if (tf[t] > 0) lp += fb[t].w * tf[t] * (qi->k1 + 1) / (tf[t] + K);
+        }
+        c[i].feat[RERANK_LPRF] = lp;
     }
     free(ts.s);
+    free(cen);
     return rc;
 }
 
 void rerank_normalise(rerank_cand *c, size_t n) {
-    static const int scaled[] = {RERANK_BM25, RERANK_DENSE, RERANK_FUSED, RERANK_PROX, RERANK_LEN};
+    static const int scaled[] = {RERANK_BM25, RERANK_DENSE, RERANK_FUSED, RERANK_PROX, RERANK_LEN,
+                                 RERANK_DPRF, RERANK_LPRF, RERANK_QL, RERANK_TBM25};
     for (size_t k = 0; k < sizeof scaled / sizeof *scaled; k++) {
         int f = scaled[k];
         double lo = INFINITY, hi = -INFINITY;

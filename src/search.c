@@ -283,7 +283,21 @@ static plumb_status rerank_stage(plumb_db *db, reader *r, const lex_query *q, in
     for (size_t i = 0; i < n; i++)
         c[i] = (rerank_cand){.rowid = rk[i].rowid, .order = (int)i, .dense = rk[i].dense,
                              .fused = rk[i].score};
-    rc = rerank_features(db->bm25, r, &qi, c, n);
+    /* the vector store, for dense feedback, when this snapshot has vectors */
+    vec_index *v = NULL;
+    if (rk[0].dense == rk[0].dense || (n > 1 && rk[1].dense == rk[1].dense)) {
+        rc = vec_sync(db->vec, r, gen);
+        if (rc == PLUMB_BUSY) {
+            bm25_release(db->bm25);
+            *busy = 1;
+            free(c);
+            return PLUMB_OK;
+        }
+        if (rc) { bm25_release(db->bm25); free(c); return rc; }
+        v = db->vec;
+    }
+    rc = rerank_features(db->bm25, r, v, &qi, c, n);
+    if (v) vec_release(v);
     bm25_release(db->bm25);
     if (rc) { free(c); return rc; }
     rerank_normalise(c, n);

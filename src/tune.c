@@ -10,10 +10,11 @@
 **   Scoring a weight vector is then a pass over the cache: per query,
 **   sort N dot products and sum the gains of the first 10 documents.
 **
-**   Coordinate ascent (Metzler and Croft, 2007). The BM25 weight is fixed
-**   at 1 (a ranking does not change when all weights are scaled); each
-**   other weight in turn is set to the best value of a line search over
-**   -1 .. 3 in steps of 0.05, moving only on a strict improvement, until a
+**   Coordinate ascent (Metzler and Croft, 2007). Each weight in turn is
+**   set to the best value of a line search over -2 .. 5 in steps of 0.05
+**   (a ranking does not change when all weights are scaled, so a bounded
+**   grid loses nothing but resolution), moving only on a strict
+**   improvement, until a
 **   pass changes nothing or `rounds` passes were made. Start: the shipped
 **   weights. For each point of the (k1, b) grid the ascent runs again; the
 **   best training objective wins.
@@ -180,9 +181,9 @@ static double ascend(const tcache *c, double *w, int rounds) {
     double best = objective(c, w, NULL);
     for (int round = 0; round < rounds; round++) {
         int moved = 0;
-        for (int f = 1; f < NF; f++) {
+        for (int f = 0; f < NF; f++) {
             double keep = w[f], bestv = keep;
-            for (int step = -20; step <= 60; step++) {
+            for (int step = -40; step <= 100; step++) {
                 double v = step * 0.05;
                 if (fabs(v - keep) < 1e-9) continue;
                 w[f] = v;
