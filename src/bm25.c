@@ -1089,8 +1089,12 @@ void bm25_term_stats(const bm25_index *ix, uint32_t id, double *idf, double *pc)
     const term *t = &ix->terms[id];
     uint32_t df = 0;
     double cf = 0;
-    for (uint32_t j = 0; j < t->n; j++)
-        if (!ix->dead[t->p[j].ord]) { df++; cf += t->p[j].tft + t->p[j].tfb; }
+    if (!pc && !ix->ndead) {
+        df = t->n; /* no dead ordinal: every posting is live */
+    } else {
+        for (uint32_t j = 0; j < t->n; j++)
+            if (!ix->dead[t->p[j].ord]) { df++; cf += t->p[j].tft + t->p[j].tfb; }
+    }
     double N = (double)ix->live;
     *idf = df ? log(1.0 + (N - df + 0.5) / (df + 0.5)) : 0;
     if (pc) {
