@@ -278,15 +278,55 @@ static int cmp_fbw(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-static int cmp_fbid(const void *a, const void *b) {
-    const fbterm *x = a, *y = b;
-    return (x->id > y->id) - (x->id < y->id);
+/* Open addressing over term ids (power-of-two capacity, load <= 1/2). */
+typedef struct idtab {
+    uint32_t *key;
+    int32_t *val; /* -1: empty */
+    double *w;
+    uint32_t mask;
+} idtab;
+
+static int idtab_init(idtab *t, size_t n, uint32_t *kbuf, int32_t *vbuf, double *wbuf,
+                      size_t cap) {
+    size_t c = 16;
+    while (c < 2 * n) c *= 2;
+    if (c > cap) {
+        t->key = malloc(c * sizeof *t->key);
+        t->val = malloc(c * sizeof *t->val);
+        t->w = malloc(c * sizeof *t->w);
+        if (!t->key || !t->val || !t->w) {
+            free(t->key);
+            free(t->val);
+            free(t->w);
+            return -1;
+        }
+    } else {
+        t->key = kbuf;
+        t->val = vbuf;
+        t->w = wbuf;
+    }
+    t->mask = (uint32_t)c - 1;
+    for (size_t i = 0; i < c; i++) t->val[i] = -1;
+    return 0;
 }
 
-/* The expansion terms of the feedback candidates (see LPRF), sorted by
-** id; returns their count (0 when none has a forward list). The terms of
-** the feedback candidates are gathered, sorted and merged (a few thousand
-** entries); idf is looked up for the RERANK_FBT * 4 heaviest only. */
+static void idtab_free(idtab *t, const uint32_t *kbuf) {
+    if (t->key != kbuf) {
+        free(t->key);
+        free(t->val);
+        free(t->w);
+    }
+}
+
+static inline uint32_t idtab_slot(const idtab *t, uint32_t id) {
+    uint32_t h = (id * 2654435761u) & t->mask;
+    while (t->val[h] >= 0 && t->key[h] != id) h = (h + 1) & t->mask;
+    return h;
+}
+
+/* The expansion terms of the feedback candidates (see LPRF); returns
+** their count (0 when none has a forward list). Weights are summed in a
+** hash table; idf is looked up for the RERANK_FBT * 4 heaviest only. */
 static int expansion(const bm25_index *ix, const rerank_qinfo *qi, const rerank_cand *c,
                      size_t n, fbterm *out) {
     size_t total = 0;
@@ -297,37 +337,47 @@ static int expansion(const bm25_index *ix, const rerank_qinfo *qi, const rerank_
         if (bm25_forward(ix, c[i].rowid, &ids, &nt, &nb)) total += nt + nb;
     }
     if (!total) return 0;
-    fbterm *acc = malloc(total * sizeof *acc);
-    if (!acc) return 0; /* the feature is 0 */
-    size_t na = 0;
+    static _Thread_local uint32_t kb[4096];
+    static _Thread_local int32_t vb[4096];
+    static _Thread_local double wb[4096];
+    idtab t;
+    if (idtab_init(&t, total, kb, vb, wb, 4096)) return 0; /* the feature is 0 */
+    int32_t nd = 0;
     for (size_t i = 0; i < n && i < RERANK_FB; i++) {
         const uint32_t *ids;
         uint32_t nt, nb;
         if (!bm25_forward(ix, c[i].rowid, &ids, &nt, &nb) || !(nt + nb)) continue;
         used++;
-        for (uint32_t j = 0; j < nt + nb; j++)
-            if (rerank_slot(qi, ids[j]) < 0) acc[na++] = (fbterm){ids[j], 1.0 / (nt + nb)};
+        double inc = 1.0 / (nt + nb);
+        for (uint32_t j = 0; j < nt + nb; j++) {
+            uint32_t h = idtab_slot(&t, ids[j]);
+            if (t.val[h] < 0) { t.key[h] = ids[j]; t.val[h] = nd++; t.w[h] = 0; }
+            t.w[h] += inc;
+        }
     }
-    qsort(acc, na, sizeof *acc, cmp_fbid);
-    size_t m = 0;
-    for (size_t i = 0; i < na; i++) {
-        if (m && acc[m - 1].id == acc[i].id) acc[m - 1].w += acc[i].w;
-        else acc[m++] = acc[i];
+    /* the RERANK_FBT * 4 heaviest non-query terms, kept sorted descending */
+    enum { PRE = RERANK_FBT * 4 };
+    fbterm top[PRE];
+    int ntop = 0;
+    for (uint32_t h = 0; h <= t.mask; h++) {
+        if (t.val[h] < 0 || rerank_slot(qi, t.key[h]) >= 0) continue;
+        fbterm e = {t.key[h], t.w[h]};
+        if (ntop == PRE && cmp_fbw(&e, &top[PRE - 1]) >= 0) continue;
+        int j = ntop < PRE ? ntop++ : PRE - 1;
+        while (j > 0 && cmp_fbw(&e, &top[j - 1]) < 0) { top[j] = top[j - 1]; j--; }
+        top[j] = e;
     }
-    qsort(acc, m, sizeof *acc, cmp_fbw);
-    if (m > RERANK_FBT * 4) m = RERANK_FBT * 4;
-    size_t k = 0;
-    for (size_t i = 0; i < m; i++) {
+    idtab_free(&t, kb);
+    int k = 0;
+    for (int i = 0; i < ntop; i++) {
         double idf;
-        bm25_term_stats(ix, acc[i].id, &idf, NULL);
-        acc[i].w *= idf / used;
-        if (acc[i].w > 0) acc[k++] = acc[i];
+        bm25_term_stats(ix, top[i].id, &idf, NULL);
+        top[i].w *= idf / used;
+        if (top[i].w > 0) top[k++] = top[i];
     }
-    qsort(acc, k, sizeof *acc, cmp_fbw);
-    int nout = k < RERANK_FBT ? (int)k : RERANK_FBT;
-    memcpy(out, acc, (size_t)nout * sizeof *out);
-    free(acc);
-    qsort(out, (size_t)nout, sizeof *out, cmp_fbid);
+    qsort(top, (size_t)k, sizeof *top, cmp_fbw);
+    int nout = k < RERANK_FBT ? k : RERANK_FBT;
+    memcpy(out, top, (size_t)nout * sizeof *out);
     return nout;
 }
 
@@ -337,6 +387,21 @@ plumb_status rerank_features(const bm25_index *ix, reader *r, const vec_index *v
     plumb_status rc = PLUMB_OK;
     fbterm fb[RERANK_FBT];
     int nfb = expansion(ix, qi, c, n, fb);
+    /* one table: term id -> query slot (0..63) or 64 + feedback term */
+    uint32_t tk[256];
+    int32_t tv[256];
+    double tw[256];
+    idtab look;
+    idtab_init(&look, RERANK_MAXQ + RERANK_FBT, tk, tv, tw, 256); /* fits: never allocates */
+    for (int j = 0; j < qi->nd; j++) {
+        uint32_t h = idtab_slot(&look, qi->id[j]);
+        look.key[h] = qi->id[j];
+        look.val[h] = j;
+    }
+    for (int j = 0; j < nfb; j++) {
+        uint32_t h = idtab_slot(&look, fb[j].id);
+        if (look.val[h] < 0) { look.key[h] = fb[j].id; look.val[h] = 64 + j; }
+    }
     /* dense feedback: the mean vector of the first RERANK_FB candidates */
     float *cen = NULL;
     uint32_t dim = v ? vec_dim(v) : 0;
@@ -353,6 +418,7 @@ plumb_status rerank_features(const bm25_index *ix, reader *r, const vec_index *v
     for (size_t i = 0; i < n && !rc; i++) {
         const uint32_t *ids;
         uint32_t nt, nb;
+        double lp = 0; /* LPRF: 0 without a forward list */
         ts.n = 0;
         if (bm25_forward(ix, c[i].rowid, &ids, &nt, &nb)) {
             if (nt + nb > ts.cap) {
@@ -361,7 +427,18 @@ plumb_status rerank_features(const bm25_index *ix, reader *r, const vec_index *v
                 ts.s = x;
                 ts.cap = nt + nb;
             }
-            for (uint32_t j = 0; j < nt + nb; j++) ts.s[j] = (int16_t)rerank_slot(qi, ids[j]);
+            double tf[RERANK_FBT] = {0};
+            for (uint32_t j = 0; j < nt + nb; j++) {
+                int32_t code = look.val[idtab_slot(&look, ids[j])];
+                ts.s[j] = (int16_t)(code >= 0 && code < 64 ? code : -1);
+                if (code >= 64) tf[code - 64] += j < nt ? qi->wt : qi->wb;
+            }
+            lp = 0;
+            double avg = qi->wt * qi->avg_t + qi->wb * qi->avg_b;
+            if (!(avg > 0)) avg = 1;
+            double K = qi->k1 * (1 - qi->b + qi->b * (qi->wt * nt + qi->wb * nb) / avg);
+            for (int t = 0; t < nfb; t++)
+                if (tf[t] > 0) lp += fb[t].w * tf[t] * (qi->k1 + 1) / (tf[t] + K);
         } else {
             /* no forward list: tokenize the chunk's title and text */
             sqlite3_stmt *st = r->st_hit;
@@ -391,20 +468,6 @@ plumb_status rerank_features(const bm25_index *ix, reader *r, const vec_index *v
         c[i].feat[RERANK_FUSED] = c[i].fused;
         const float *x = cen ? vec_get(v, c[i].rowid) : NULL;
         c[i].feat[RERANK_DPRF] = x ? kern_dot_f32(x, cen, dim) : NAN;
-        double lp = 0;
-        if (nfb && bm25_forward(ix, c[i].rowid, &ids, &nt, &nb)) {
-            double tf[RERANK_FBT] = {0};
-            for (uint32_t j = 0; j < nt + nb; j++) {
-                fbterm key = {ids[j], 0};
-                fbterm *f = bsearch(&key, fb, (size_t)nfb, sizeof *fb, cmp_fbid);
-                if (f) tf[f - fb] += j < nt ? qi->wt : qi->wb;
-            }
-            double avg = qi->wt * qi->avg_t + qi->wb * qi->avg_b;
-            if (!(avg > 0)) avg = 1;
-            double K = qi->k1 * (1 - qi->b + qi->b * (qi->wt * nt + qi->wb * nb) / avg);
-            for (int t = 0; t < nfb; t++)
-                if (tf[t] > 0) lp += fb[t].w * tf[t] * (qi->k1 + 1) / (tf[t] + K);
-        }
         c[i].feat[RERANK_LPRF] = lp;
     }
     free(ts.s);
