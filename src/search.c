@@ -13,7 +13,10 @@
 **      prf_weight), and the exact dense score of every lexical
 **      candidate is looked up too;
 **   3. fusion (fuse.c) of the two lists in hybrid mode;
-**   4. the hits' chunk and document fields, texts and snippets.
+**   4. stage 2: the top N candidates (plumb_search_params.rerank, else the
+**      index's setting) rescored by the feature reranker (rerank.c) from
+**      the BM25 index's forward lists and the vector store, then re-sorted;
+**   5. the hits' chunk and document fields, texts and snippets.
 ** Mode AUTO is hybrid when the snapshot has vectors and the query has a
 ** term the embedder knows, lexical otherwise. When the in-memory
 ** indexes are ahead of the snapshot (another thread caught them up to a
@@ -270,6 +273,12 @@ static plumb_status rerank_stage(plumb_db *db, reader *r, const lex_query *q, in
     const idx_settings *set = &db->set;
     if (n > nr) n = nr;
     if (!n || q->nterms == 0) return PLUMB_OK;
+    /* the reranker kind: "features" is built in; an HTTP /rerank service
+    ** (http.c) plugs in here as another kind */
+    if (strcmp(set->rerank_kind, "features") != 0)
+        return err_set(PLUMB_MISUSE, "reranker kind '%s' (setting rerank_kind) is not available "
+                       "in this build; set it to 'features' or search with rerank = 0",
+                       set->rerank_kind);
     rerank_cand *c = malloc(n * sizeof *c);
     if (!c) return err_set(PLUMB_NOMEM, "rerank");
     plumb_status rc = bm25_sync(db->bm25, r, gen);
