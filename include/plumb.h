@@ -360,8 +360,9 @@ typedef struct plumb_search_params {
     double rrf_k;        /* RRF constant; < 0: stored */
     plumb_vsearch vsearch; /* default PLUMB_VSEARCH_AUTO */
     int ef_search;       /* HNSW efSearch / IVF nprobe; <= 0: the index's default */
-    int rerank;          /* rerank the top N fused candidates; 0: off; < 0:
-                            the index's stored default */
+    int rerank;          /* stage 2: rerank the top N candidates (see
+                            "Tuning" below); 0: off; < 0: the index's stored
+                            default (30 unless plumb tune changed it) */
     int log;             /* 1: record this search in the index's query log
                             when logging is on for the index (default 1);
                             evaluation searches set 0 */
@@ -384,7 +385,9 @@ typedef struct plumb_hit {
     double score_lex;     /* BM25F */
     double score_dense;   /* vector similarity (cosine for normalised vectors) */
     double score_fused;   /* after fusion (hybrid) */
-    double score_rerank;  /* the reranker's score */
+    double score_rerank;  /* the reranker's score (top N only); with stage 2
+                             on, `score` is this for the top N and lower
+                             than all of them for the rest */
     int rank_lex, rank_dense, rank_fused;
 } plumb_hit;
 
