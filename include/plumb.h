@@ -363,8 +363,9 @@ typedef struct plumb_search_params {
     double rrf_k;        /* RRF constant; < 0: stored */
     plumb_vsearch vsearch; /* default PLUMB_VSEARCH_AUTO */
     int ef_search;       /* HNSW efSearch / IVF nprobe; <= 0: the index's default */
-    int rerank;          /* rerank the top N fused candidates; 0: off; < 0:
-                            the index's stored default */
+    int rerank;          /* stage 2: rerank the top N candidates (see
+                            "Tuning" below); 0: off; < 0: the index's stored
+                            default (30 unless plumb tune changed it) */
     int log;             /* 1: record this search in the index's query log
                             when logging is on for the index (default 1);
                             evaluation searches set 0 */
@@ -387,7 +388,9 @@ typedef struct plumb_hit {
     double score_lex;     /* BM25F */
     double score_dense;   /* vector similarity (cosine for normalised vectors) */
     double score_fused;   /* after fusion (hybrid) */
-    double score_rerank;  /* the reranker's score */
+    double score_rerank;  /* the reranker's score (top N only); with stage 2
+                             on, `score` is this for the top N and lower
+                             than all of them for the rest */
     int rank_lex, rank_dense, rank_fused;
 } plumb_hit;
 
@@ -1071,6 +1074,91 @@ typedef struct plumb_export_stats {
 PLUMB_API plumb_status plumb_export_qrels(plumb_db *db, const char *qrels_path,
                                           const plumb_export_params *p,
                                           plumb_export_stats *stats);
+
+/* ------------------------------------------------------------------ */
+/* Tuning: learning search parameters from judgments (src/tune.c)      */
+/* ------------------------------------------------------------------ */
+/*
+** STAGE 2. plumb_search reranks the top N candidates of stage 1 (the
+** fused list, or the lexical one without vectors) when N > 0
+** (plumb_search_params.rerank; the index's stored default is 30). The
+** index's reranker kind (setting "rerank_kind") is "features", the
+** built-in feature reranker: for each candidate, features of its indexed
+** terms against the query's -- BM25F, the dense similarity, the stage-1
+** score, idf-weighted query-term coverage in the chunk and in the title,
+** term proximity (BM25TP), the smallest window holding the matched terms,
+** ordered query bigrams, length -- some min-max normalised over the N
+** candidates, combined linearly with weights stored in the index
+** (setting "rerank_weights", "bm25=1,dense=0.6,..."; src/rerank.c
+** defines each feature and the shipped weights). Hits past N follow in
+** stage-1 order. hit.score is the reranker's score for the top N, and
+** below the lowest of them for the rest; hit.score_rerank is NAN there.
+**
+** TUNING. plumb_tune learns, for one or more indexes at once, BM25's k1
+** and b (a small grid, when asked) and the reranker's weights by
+** coordinate ascent on the mean nDCG@10 of the TRAINING judgments: the
+** features of each training query's top N are computed once per (k1, b)
+** and the weights are searched on them. Held-out judgments, when given,
+** are only measured, never learned from. With several sets, the
+** objective is the mean over sets of each set's mean nDCG@10, and the
+** learned values are common to all. Chunks count as their documents
+** (MaxP), as in plumb_eval_run; nDCG@10 is computed over the reranked top
+** N (N >= 10 documents).
+*/
+
+typedef struct plumb_tune_set {
+    plumb_db *db;                 /* written to when plumb_tune_params.store */
+    const plumb_queries *queries;
+    const plumb_qrels *train;     /* judgments learned from */
+    const plumb_qrels *heldout;   /* judgments only measured, or NULL */
+    const char *name;             /* for messages; may be NULL */
+} plumb_tune_set;
+
+typedef struct plumb_tune_params {
+    int rerank;   /* candidates reranked, 10..1000 (default 30) */
+    int grid;     /* 1: search k1 in {0.6, 0.9, 1.2} x b in {0.3, 0.4, 0.6}
+                     (default 1); 0: keep each index's k1 and b */
+    int rounds;   /* coordinate ascent passes at most (default 8) */
+    int store;    /* 1: write bm25_k1, bm25_b, rerank and rerank_weights
+                     into each index's settings, for handles opened after
+                     (default 0) */
+    void (*progress)(void *arg, const char *what); /* may be NULL */
+    void *arg;
+} plumb_tune_params;
+
+PLUMB_API void plumb_tune_params_init(plumb_tune_params *p);
+
+#define PLUMB_TUNE_MAX_SETS 8
+#define PLUMB_TUNE_MAX_WEIGHTS 16
+
+typedef struct plumb_tune_figures {
+    size_t queries;  /* judged queries measured */
+    double stage1;   /* mean nDCG@10 of stage 1 (no reranking), the
+                        index's k1 and b */
+    double shipped;  /* ... of the pipeline with the shipped weights */
+    double tuned;    /* ... with the learned k1, b and weights */
+} plumb_tune_figures;
+
+typedef struct plumb_tune_result {
+    double k1, b;                 /* learned (or kept) BM25 parameters */
+    int rerank;                   /* N */
+    int nweights;
+    const char *weight_names[PLUMB_TUNE_MAX_WEIGHTS]; /* static text */
+    double weights[PLUMB_TUNE_MAX_WEIGHTS];
+    char weights_text[512];       /* as stored in "rerank_weights" */
+    plumb_tune_figures train;     /* mean over sets of the per-set means */
+    plumb_tune_figures heldout;   /* NAN figures when no set has held-out judgments */
+    plumb_tune_figures set_train[PLUMB_TUNE_MAX_SETS], set_heldout[PLUMB_TUNE_MAX_SETS];
+    int stored;                   /* the settings were written */
+    double elapsed_s;
+} plumb_tune_result;
+
+/* Learn (see TUNING above). 1 <= nsets <= PLUMB_TUNE_MAX_SETS; every set
+** needs db, queries and train. `p` may be NULL. PLUMB_MISUSE when a
+** training qrels has no query with a relevant judgment in its queries,
+** or store is set on a read-only handle. */
+PLUMB_API plumb_status plumb_tune(const plumb_tune_set *sets, int nsets,
+                                  const plumb_tune_params *p, plumb_tune_result *out);
 
 /* ------------------------------------------------------------------ */
 /* Exact BPE token counting (src/bpe.c)                                */

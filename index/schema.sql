@@ -20,7 +20,11 @@ PRAGMA user_version = 2;             -- PLUMB_FORMAT_VERSION
 --                   0 while the index has no embedder (absent = 0)
 --   fusion, alpha, rrf_k, k_lex, k_dense, rerank, prf_docs, prf_weight
 --                   stored search defaults (absent: the library's built-in
---                   defaults: minmax, 0.5, 60, 100, 100, 0, 3, 1.0)
+--                   defaults: minmax, 0.5, 60, 100, 100, 30, 3, 1.0)
+--   rerank_kind     stage-2 reranker: "features" (absent: "features")
+--   rerank_weights  the feature reranker's weights, "bm25=1,dense=0.6,..."
+--                   (absent names: the shipped defaults, src/rerank.c);
+--                   written by plumb tune
 CREATE TABLE settings(
   key   TEXT PRIMARY KEY,
   value ANY NOT NULL

@@ -361,6 +361,8 @@ plumb_status plumb_search(plumb_db *db, const char *query, const plumb_search_pa
     if (p->alpha > 1) return err_set(PLUMB_MISUSE, "plumb_search: alpha must be in 0..1 (got %g)", p->alpha);
     if (p->k_lex > MAX_K || p->k_dense > MAX_K)
         return err_set(PLUMB_MISUSE, "plumb_search: k_lex and k_dense must be at most %d", MAX_K);
+    if (p->rerank > MAX_K)
+        return err_set(PLUMB_MISUSE, "plumb_search: rerank must be at most %d", MAX_K);
     plumb_status rc = search_run(db, query, p, out);
     /* ---- the query log (src/qlog.c): queues an entry, never waits ---- */
     if (rc == PLUMB_OK) (*out)->log_id = qlog_search(db, query, p, *out, t0_ms);

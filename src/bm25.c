@@ -104,6 +104,13 @@ struct bm25_index {
     /* build scratch (under the write lock) */
     uint32_t *sc_tft, *sc_tfb, *sc_touched;
     uint32_t sc_cap, sc_n;
+    /* forward index for the reranker (rerank.c): the term ids of each
+    ** chunk, title then body, in token order. Ordinals loaded from the
+    ** side file, or added once fwd holds fwd_max ids, have none
+    ** (foff == UINT64_MAX): the reranker tokenizes their text instead. */
+    uint32_t *fwd;
+    uint64_t nfwd, capfwd, fwd_max;
+    uint64_t *foff; /* per ordinal: offset of its ids in fwd; capord entries */
 };
 
 /* ---------------------------------------------------------------- */
@@ -217,6 +224,7 @@ typedef struct addctx {
     int field; /* 0 title, 1 body */
     uint32_t ntok;
     int oom;
+    int fwd;   /* 1: append the ids to the forward index */
 } addctx;
 
 static int add_tok(void *arg, const char *t, int n, int start, int end) {
@@ -239,6 +247,15 @@ static int add_tok(void *arg, const char *t, int n, int start, int end) {
         memset(ix->sc_tfb + ix->sc_cap, 0, (c - ix->sc_cap) * sizeof *y);
         ix->sc_cap = c;
     }
+    if (a->fwd) {
+        if (ix->nfwd == ix->capfwd) {
+            uint64_t c = ix->capfwd ? ix->capfwd * 2 : 65536;
+            uint32_t *f = realloc(ix->fwd, c * sizeof *f);
+            if (!f) a->fwd = 0; /* no forward entry for this chunk; not an error */
+            else { ix->fwd = f; ix->capfwd = c; }
+        }
+        if (a->fwd) ix->fwd[ix->nfwd++] = (uint32_t)id;
+    }
     if (ix->sc_tft[id] == 0 && ix->sc_tfb[id] == 0) ix->sc_touched[ix->sc_n++] = (uint32_t)id;
     if (a->field == 0) ix->sc_tft[id]++;
     else ix->sc_tfb[id]++;
@@ -259,11 +276,14 @@ static plumb_status add_chunk(bm25_index *ix, tok_ctx *tok, int64_t cid, const c
         if (d) ix->lb = d;
         uint8_t *e = d ? realloc(ix->dead, c) : NULL;
         if (e) ix->dead = e;
-        if (!e) return err_set(PLUMB_NOMEM, "lexical index");
+        uint64_t *g = e ? realloc(ix->foff, c * sizeof *g) : NULL;
+        if (g) ix->foff = g;
+        if (!g) return err_set(PLUMB_NOMEM, "lexical index");
         ix->capord = c;
     }
     if ((ix->ncused + 1) * 2 > ix->ncslot && cmap_grow(ix)) return err_set(PLUMB_NOMEM, "lexical index");
-    addctx a = {ix, 0, 0, 0};
+    uint64_t fstart = ix->nfwd;
+    addctx a = {ix, 0, 0, 0, ix->nfwd < ix->fwd_max};
     ix->sc_n = 0;
     if (tok_run(tok, title, tn, add_tok, &a) < 0) a.oom = 1;
     uint32_t lt = a.ntok;
@@ -302,6 +322,8 @@ static plumb_status add_chunk(bm25_index *ix, tok_ctx *tok, int64_t cid, const c
         ** the ordinal exists and is dead: record it so */
         ix->cid[ord] = cid;
         ix->lt[ord] = ix->lb[ord] = 0;
+        ix->foff[ord] = UINT64_MAX;
+        ix->nfwd = fstart;
         ix->dead[ord] = 1;
         ix->nord++;
         ix->ndead++;
@@ -311,6 +333,8 @@ static plumb_status add_chunk(bm25_index *ix, tok_ctx *tok, int64_t cid, const c
     ix->lt[ord] = lt;
     ix->lb[ord] = lb;
     ix->dead[ord] = 0;
+    if (a.fwd) ix->foff[ord] = fstart;
+    else { ix->foff[ord] = UINT64_MAX; ix->nfwd = fstart; }
     ix->nord++;
     uint32_t s = cmap_slot(ix, cid);
     if (ix->cval[s]) { /* an id reused after its delete was applied: replace */
@@ -362,9 +386,13 @@ static void clear(bm25_index *ix) {
     free(ix->sc_tft);
     free(ix->sc_tfb);
     free(ix->sc_touched);
+    free(ix->fwd);
+    free(ix->foff);
+    uint64_t fmax = ix->fwd_max;
     /* zero the contents only: the locks (held by the caller, watched by
     ** other threads), the side file's path and the index id stay */
     memset(&ix->built, 0, sizeof *ix - offsetof(bm25_index, built));
+    ix->fwd_max = fmax;
 }
 
 bm25_index *bm25_new(const char *db_path, int64_t index_id) {
@@ -381,6 +409,10 @@ bm25_index *bm25_new(const char *db_path, int64_t index_id) {
     memcpy(ix->side_path, db_path, n);
     memcpy(ix->side_path + n, ".bm25", 6);
     ix->index_id = index_id;
+    /* the forward index costs 4 bytes per token: keep it for collections
+    ** up to 32M tokens (128 MB); beyond, the reranker tokenizes texts */
+    const char *e = getenv("PLUMB_FWD_MAX");
+    ix->fwd_max = e && *e ? strtoull(e, NULL, 10) : (uint64_t)32 << 20;
     return ix;
 }
 
@@ -631,7 +663,11 @@ static void load(bm25_index *ix, reader *r, int64_t gen) {
     ix->lt = malloc((h.nord ? h.nord : 1) * sizeof *ix->lt);
     ix->lb = malloc((h.nord ? h.nord : 1) * sizeof *ix->lb);
     ix->dead = malloc(h.nord ? h.nord : 1);
-    if (!ix->terms || !ix->arena || !ix->cid || !ix->lt || !ix->lb || !ix->dead) rc = PLUMB_NOMEM;
+    ix->foff = malloc((h.nord ? h.nord : 1) * sizeof *ix->foff);
+    if (!ix->terms || !ix->arena || !ix->cid || !ix->lt || !ix->lb || !ix->dead || !ix->foff)
+        rc = PLUMB_NOMEM;
+    else
+        for (uint32_t o = 0; o < h.nord; o++) ix->foff[o] = UINT64_MAX; /* not in the file */
     if (!rc) {
         memcpy(ix->arena, body + off[0], h.narena);
         const sterm *st = (const sterm *)(body + off[1]);
@@ -1031,11 +1067,59 @@ void bm25_info(bm25_index *ix, bm25_info_t *out) {
     out->ordinals = ix->nord;
     out->dead = ix->ndead;
     size_t bytes = ix->caparena + (size_t)ix->ntslot * 4 + (size_t)ix->capterms * sizeof(term) +
-                   (size_t)ix->capord * 17 + (size_t)ix->ncslot * 12;
+                   (size_t)ix->capord * 25 + (size_t)ix->ncslot * 12 +
+                   (size_t)ix->capfwd * 4;
     for (uint32_t i = 0; i < ix->nterms; i++) {
         out->postings += ix->terms[i].n;
         bytes += (size_t)ix->terms[i].cap * sizeof(post);
     }
     out->bytes = (int64_t)bytes;
     pthread_rwlock_unlock(&ix->lock);
+}
+
+/* ---------------------------------------------------------------- */
+/* Reranker support (rerank.c), under the read lock                  */
+/* ---------------------------------------------------------------- */
+
+int64_t bm25_term_id(const bm25_index *ix, const char *t, size_t n) {
+    return term_find(ix, t, n);
+}
+
+void bm25_term_stats(const bm25_index *ix, uint32_t id, double *idf, double *pc) {
+    const term *t = &ix->terms[id];
+    uint32_t df = 0;
+    double cf = 0;
+    if (!pc && !ix->ndead) {
+        df = t->n; /* no dead ordinal: every posting is live */
+    } else {
+        for (uint32_t j = 0; j < t->n; j++)
+            if (!ix->dead[t->p[j].ord]) { df++; cf += t->p[j].tft + t->p[j].tfb; }
+    }
+    double N = (double)ix->live;
+    *idf = df ? log(1.0 + (N - df + 0.5) / (df + 0.5)) : 0;
+    if (pc) {
+        double tot = ix->tot_t + ix->tot_b;
+        *pc = tot > 0 ? (cf > 0 ? cf : 0.5) / tot : 0;
+    }
+}
+
+void bm25_avg_lengths(const bm25_index *ix, double *avg_title, double *avg_body) {
+    double N = ix->live > 0 ? (double)ix->live : 1;
+    *avg_title = ix->tot_t / N;
+    *avg_body = ix->tot_b / N;
+}
+
+int bm25_forward(const bm25_index *ix, int64_t cid, const uint32_t **ids, uint32_t *ntitle,
+                 uint32_t *nbody) {
+    *ids = NULL;
+    *ntitle = *nbody = 0;
+    if (!ix->ncslot) return 0;
+    uint32_t s = cmap_slot(ix, cid);
+    if (!ix->cval[s]) return 0;
+    uint32_t o = ix->cval[s] - 1;
+    if (ix->dead[o] || ix->foff[o] == UINT64_MAX) return 0;
+    *ids = ix->fwd + ix->foff[o];
+    *ntitle = ix->lt[o];
+    *nbody = ix->lb[o];
+    return 1;
 }

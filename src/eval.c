@@ -465,6 +465,17 @@ static const qrel_q *qrels_find(const plumb_qrels *q, const char *id) {
     return strmap_get(&q->qmap, id, strlen(id), &i) ? &q->q[i] : NULL;
 }
 
+int eval_judgment(const plumb_qrels *q, const char *qid, const char *doc) {
+    const qrel_q *r = qrels_find(q, qid);
+    return r ? qrel_value(r, doc) : 0;
+}
+
+void eval_ideal(const plumb_qrels *q, const char *qid, const int **ideal, size_t *n) {
+    const qrel_q *r = qrels_find(q, qid);
+    *ideal = r ? r->ideal : NULL;
+    *n = r ? (size_t)r->nrel : 0;
+}
+
 /* ---------------------------------------------------------------- */
 /* 4. Queries                                                         */
 /* ---------------------------------------------------------------- */
@@ -479,6 +490,11 @@ struct plumb_queries {
     query_rec *q;
     size_t n, cap;
 };
+
+void eval_query_at(const plumb_queries *q, size_t i, const char **id, const char **text) {
+    *id = q->q[i].id;
+    *text = q->q[i].text;
+}
 
 void plumb_queries_free(plumb_queries *q) {
     if (!q) return;

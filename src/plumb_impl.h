@@ -414,6 +414,12 @@ typedef struct idx_settings {
     int k_lex, k_dense, rerank;
     int prf_docs;               /* dense pseudo-relevance feedback (search.c) */
     double prf_weight;
+    /* stage 2 (rerank.c): which reranker ("features"; "http" is planned:
+    ** settings key rerank_kind) and the feature model's weights (settings
+    ** key rerank_weights, "name=value,..."; missing names keep the
+    ** shipped defaults) */
+    char rerank_kind[16];
+    double rerank_w[13];        /* RERANK_NFEAT */
 } idx_settings;
 
 typedef struct bm25_index bm25_index;
@@ -481,6 +487,10 @@ void store_reader_put(plumb_db *db, reader *r);
 plumb_status store_begin(plumb_db *db);
 plumb_status store_commit(plumb_db *db);
 void store_rollback(plumb_db *db);
+/* Write settings (key, value as text) in one transaction; takes wlock.
+** The handle's own db->set keeps what it read at open. */
+plumb_status store_put_settings(plumb_db *db, const char *const *keys, const char *const *vals,
+                                int n);
 
 /* Add or replace a document inside an open transaction. file_id is the
 ** files row it came from, or 0. */
@@ -621,6 +631,14 @@ typedef struct bm25_info_t {
     int64_t generation, terms, ordinals, dead, postings, bytes;
 } bm25_info_t;
 void bm25_info(bm25_index *ix, bm25_info_t *out);
+/* For the reranker, under the read lock: a term's id (-1: unknown); its
+** idf and collection probability (cf / all tokens; pc may be NULL) at this snapshot; the mean field lengths; chunk cid's term ids,
+** title (*ntitle) then body (*nbody), or 0 when it has no forward list. */
+int64_t bm25_term_id(const bm25_index *ix, const char *t, size_t n);
+void bm25_term_stats(const bm25_index *ix, uint32_t id, double *idf, double *pc);
+void bm25_avg_lengths(const bm25_index *ix, double *avg_title, double *avg_body);
+int bm25_forward(const bm25_index *ix, int64_t cid, const uint32_t **ids, uint32_t *ntitle,
+                 uint32_t *nbody);
 
 /* ======================================================================
 ** vec.c -- in-memory vector store in step with the `vectors` table;
@@ -749,12 +767,89 @@ void fuse_score(fuse_cand *c, size_t n, plumb_fusion how, double alpha, double r
                 int pool_lex, int pool_dense);
 
 /* ======================================================================
+** rerank.c -- stage 2: the built-in feature reranker
+** ==================================================================== */
+
+enum {
+    RERANK_BM25 = 0, RERANK_DENSE, RERANK_FUSED, RERANK_COVER, RERANK_TITLE, RERANK_PROX,
+    RERANK_WINDOW, RERANK_BIGRAM, RERANK_LEN, RERANK_DPRF, RERANK_LPRF, RERANK_QL,
+    RERANK_TBM25, RERANK_NFEAT
+};
+#define RERANK_MAXQ 64 /* distinct query terms the features look at */
+
+extern const char *const rerank_feature_names[RERANK_NFEAT];
+extern const double rerank_default_weights[RERANK_NFEAT];
+
+/* One query, prepared under the BM25 index's read lock. */
+typedef struct rerank_qinfo {
+    int nd;                    /* distinct query terms the index knows */
+    uint32_t id[RERANK_MAXQ];  /* their term ids (bm25.c) */
+    double idf[RERANK_MAXQ];
+    double pc[RERANK_MAXQ];    /* collection probability (query likelihood) */
+    int mult[RERANK_MAXQ];     /* occurrences in the query */
+    int nseq;                  /* the query in order, as slots (-1: unknown) */
+    int seq[RERANK_MAXQ];
+    double idf_sum;            /* of the nd distinct terms */
+    double k1, b, wt, wb, avg_t, avg_b;
+} rerank_qinfo;
+
+typedef struct rerank_cand {
+    int64_t rowid;
+    int order;                 /* stage-1 position: ties keep it */
+    double dense, fused;       /* stage-1 evidence; NAN where absent */
+    double feat[RERANK_NFEAT]; /* raw, then normalised by rerank_normalise */
+    double score;
+} rerank_cand;
+
+void rerank_query_init(rerank_qinfo *qi, const bm25_index *ix, const lex_query *q, double k1,
+                       double b, double wt, double wb);
+/* The slot of term id, or -1. */
+int rerank_slot(const rerank_qinfo *qi, uint32_t id);
+/* Raw text features of one candidate from its term slots: title
+** slot[0..nt), body slot[nt..nt+nb). Sets every feature but DENSE and
+** FUSED. */
+void rerank_doc_features(const rerank_qinfo *qi, const int16_t *slot, uint32_t nt, uint32_t nb,
+                         double *f);
+/* Raw features of c[0..n), which must be in stage-1 order (BM25 read
+** lock held; r inside its read transaction, for chunks without forward
+** lists; v: the vector store with its read lock held, or NULL). */
+plumb_status rerank_features(const bm25_index *ix, reader *r, const vec_index *v,
+                             const rerank_qinfo *qi, rerank_cand *c, size_t n);
+/* Min-max normalise the per-query-scaled features over c[0..n). */
+void rerank_normalise(rerank_cand *c, size_t n);
+double rerank_dot(const double *w, const double *f);
+/* score = w . feat; sort best first (ties: stage-1 order). */
+void rerank_score(rerank_cand *c, size_t n, const double *w);
+/* "bm25=1,dense=0.5": unnamed features keep the defaults. -1: malformed. */
+int rerank_weights_parse(const char *s, double *w);
+void rerank_weights_format(const double *w, buf *out);
+
+/* tune.c: coordinate ascent (tune.c's header) on nq synthetic queries of
+** per_q candidates each (feat: RERANK_NFEAT per candidate, rel: their
+** judgments; every candidate its own document). w in/out; *before (may
+** be NULL) gets the objective at the starting w. Returns mean nDCG@10
+** after (NAN on OOM). For tests. */
+double tune_fit(const double *feat, const int *rel, const int *ideal_unused, size_t nq,
+                size_t per_q, double *w, int rounds, double *before);
+
+/* ======================================================================
 ** search.c -- the search pipeline behind plumb_search
 ** ==================================================================== */
 
 /* p is validated and complete (no NULL). */
 plumb_status search_run(plumb_db *db, const char *query, const plumb_search_params *p,
                         plumb_hits **out);
+/* For tune.c: the search with stage 2 replaced by handing the normalised
+** features of the top n_rerank candidates to the sink (sink->cand,
+** malloc'd, in stage-1 order, the caller frees; the hits come in stage-1
+** order). */
+typedef struct search_sink {
+    int n_rerank;      /* in */
+    rerank_cand *cand; /* out */
+    size_t n;          /* out */
+} search_sink;
+plumb_status search_run_ex(plumb_db *db, const char *query, const plumb_search_params *p,
+                           search_sink *sink, plumb_hits **out);
 
 /* ======================================================================
 ** snippet.c -- best window of a chunk with query terms highlighted
@@ -785,6 +880,12 @@ plumb_status ingest_paths(plumb_db *db, const char *const *paths, int npaths,
 ** holds the query's judgment values >= 1, highest first (nideal = R). */
 void eval_measure(const int *rels, size_t n, const int *ideal, size_t nideal,
                   double out[PLUMB_METRIC_COUNT]);
+/* For tune.c: query i of a queries file; a query's judgment of doc (0
+** when not judged); its judgment values >= 1, highest first (NULL, 0 when
+** the query is not in the qrels). */
+void eval_query_at(const plumb_queries *q, size_t i, const char **id, const char **text);
+int eval_judgment(const plumb_qrels *q, const char *qid, const char *doc);
+void eval_ideal(const plumb_qrels *q, const char *qid, const int **ideal, size_t *n);
 /* Sort into trec_eval's order: score descending, doc id descending. */
 void eval_sort_ranking(plumb_run_doc *d, size_t n);
 /* The q-quantile (0..1) of sorted[0..n), interpolating linearly. */

@@ -13,7 +13,10 @@
 **      prf_weight), and the exact dense score of every lexical
 **      candidate is looked up too;
 **   3. fusion (fuse.c) of the two lists in hybrid mode;
-**   4. the hits' chunk and document fields, texts and snippets.
+**   4. stage 2: the top N candidates (plumb_search_params.rerank, else the
+**      index's setting) rescored by the feature reranker (rerank.c) from
+**      the BM25 index's forward lists and the vector store, then re-sorted;
+**   5. the hits' chunk and document fields, texts and snippets.
 ** Mode AUTO is hybrid when the snapshot has vectors and the query has a
 ** term the embedder knows, lexical otherwise. When the in-memory
 ** indexes are ahead of the snapshot (another thread caught them up to a
@@ -64,7 +67,7 @@ static int64_t read_epoch(reader *r, int *src) {
 /* One ranked candidate on its way to becoming a hit. */
 typedef struct ranked {
     int64_t rowid;
-    double score, lex, dense, fused;
+    double score, lex, dense, fused, rerank;
     int rank_lex, rank_dense, rank_fused;
 } ranked;
 
@@ -154,7 +157,7 @@ static plumb_status stages(plumb_db *db, reader *r, const lex_query *q, const fl
                 if (nc > (size_t)k) nc = (size_t)k;
                 for (size_t i = 0; i < nc; i++)
                     o[i] = (ranked){c[i].rowid, c[i].fused, c[i].lex, c[i].dense, c[i].fused,
-                                    c[i].rank_lex, c[i].rank_dense, (int)i + 1};
+                                    NAN, c[i].rank_lex, c[i].rank_dense, (int)i + 1};
                 free(c);
                 *out = o;
                 *nout = nc;
@@ -172,9 +175,9 @@ static plumb_status stages(plumb_db *db, reader *r, const lex_query *q, const fl
         ranked *o = malloc((n ? n : 1) * sizeof *o);
         if (!o) { rc = err_set(PLUMB_NOMEM, "search"); goto done; }
         for (size_t i = 0; i < n; i++)
-            o[i] = dense ? (ranked){src[i].rowid, src[i].score, NAN, src[i].score, NAN, 0,
+            o[i] = dense ? (ranked){src[i].rowid, src[i].score, NAN, src[i].score, NAN, NAN, 0,
                                     (int)i + 1, 0}
-                         : (ranked){src[i].rowid, src[i].score, src[i].score, NAN, NAN,
+                         : (ranked){src[i].rowid, src[i].score, src[i].score, NAN, NAN, NAN,
                                     (int)i + 1, 0, 0};
         *out = o;
         *nout = n;
@@ -212,7 +215,7 @@ static plumb_status fetch_hits(reader *r, const lex_query *q, const plumb_search
         ht->score_lex = rk[i].lex;
         ht->score_dense = rk[i].dense;
         ht->score_fused = rk[i].fused;
-        ht->score_rerank = NAN;
+        ht->score_rerank = rk[i].rerank;
         ht->rank_lex = rk[i].rank_lex;
         ht->rank_dense = rk[i].rank_dense;
         ht->rank_fused = rk[i].rank_fused;
@@ -258,8 +261,81 @@ static plumb_status fetch_hits(reader *r, const lex_query *q, const plumb_search
     return rc;
 }
 
+/* Stage 2: the top n of rk[0..nr) rescored by the feature reranker
+** (rerank.c) and re-sorted; the rest follow in stage-1 order, each
+** scored 1 below the one before it, so that a sort by score (as an
+** evaluation does) keeps the order. *busy as for stages(). With `sink`,
+** the normalised features of the n candidates are handed over (tune.c)
+** and the order is left alone. */
+static plumb_status rerank_stage(plumb_db *db, reader *r, const lex_query *q, int64_t gen,
+                                 const plumb_search_params *p, ranked *rk, size_t nr, size_t n,
+                                 int *busy, search_sink *sink) {
+    const idx_settings *set = &db->set;
+    if (n > nr) n = nr;
+    if (!n || q->nterms == 0) return PLUMB_OK;
+    /* the reranker kind: "features" is built in; an HTTP /rerank service
+    ** (http.c) plugs in here as another kind */
+    if (strcmp(set->rerank_kind, "features") != 0)
+        return err_set(PLUMB_MISUSE, "reranker kind '%s' (setting rerank_kind) is not available "
+                       "in this build; set it to 'features' or search with rerank = 0",
+                       set->rerank_kind);
+    rerank_cand *c = malloc(n * sizeof *c);
+    if (!c) return err_set(PLUMB_NOMEM, "rerank");
+    plumb_status rc = bm25_sync(db->bm25, r, gen);
+    if (rc == PLUMB_BUSY) { *busy = 1; free(c); return PLUMB_OK; }
+    if (rc) { free(c); return rc; }
+    rerank_qinfo qi;
+    rerank_query_init(&qi, db->bm25, q, p->bm25_k1 >= 0 ? p->bm25_k1 : set->k1,
+                      p->bm25_b >= 0 ? p->bm25_b : set->b,
+                      p->weight_title >= 0 ? p->weight_title : set->wt,
+                      p->weight_body >= 0 ? p->weight_body : set->wb);
+    for (size_t i = 0; i < n; i++)
+        c[i] = (rerank_cand){.rowid = rk[i].rowid, .order = (int)i, .dense = rk[i].dense,
+                             .fused = rk[i].score};
+    /* the vector store, for dense feedback, when this snapshot has vectors */
+    vec_index *v = NULL;
+    if (rk[0].dense == rk[0].dense || (n > 1 && rk[1].dense == rk[1].dense)) {
+        rc = vec_sync(db->vec, r, gen);
+        if (rc == PLUMB_BUSY) {
+            bm25_release(db->bm25);
+            *busy = 1;
+            free(c);
+            return PLUMB_OK;
+        }
+        if (rc) { bm25_release(db->bm25); free(c); return rc; }
+        v = db->vec;
+    }
+    rc = rerank_features(db->bm25, r, v, &qi, c, n);
+    if (v) vec_release(v);
+    bm25_release(db->bm25);
+    if (rc) { free(c); return rc; }
+    rerank_normalise(c, n);
+    if (sink) {
+        sink->cand = c;
+        sink->n = n;
+        return PLUMB_OK;
+    }
+    rerank_score(c, n, set->rerank_w);
+    ranked *tmp = malloc(n * sizeof *tmp);
+    if (!tmp) { free(c); return err_set(PLUMB_NOMEM, "rerank"); }
+    for (size_t i = 0; i < n; i++) {
+        tmp[i] = rk[c[i].order];
+        tmp[i].score = tmp[i].rerank = c[i].score;
+    }
+    memcpy(rk, tmp, n * sizeof *rk);
+    for (size_t i = n; i < nr; i++) rk[i].score = rk[n - 1].score - (double)(i - n + 1);
+    free(tmp);
+    free(c);
+    return PLUMB_OK;
+}
+
 plumb_status search_run(plumb_db *db, const char *query, const plumb_search_params *p,
                         plumb_hits **out) {
+    return search_run_ex(db, query, p, NULL, out);
+}
+
+plumb_status search_run_ex(plumb_db *db, const char *query, const plumb_search_params *p,
+                           search_sink *sink, plumb_hits **out) {
     hits_impl *h = calloc(1, sizeof *h);
     if (!h) return err_set(PLUMB_NOMEM, "plumb_search");
     reader *r = NULL;
@@ -312,6 +388,12 @@ plumb_status search_run(plumb_db *db, const char *query, const plumb_search_para
         h->pub.matched = 0;
         rc = stages(db, r, &q, qv, h->pub.generation, p, mode, &busy, &rk, &nr, &h->pub.matched);
         if (rc) goto done;
+        int nrr = sink ? sink->n_rerank : p->rerank >= 0 ? p->rerank : db->set.rerank;
+        if (!busy && nrr > 0) {
+            rc = rerank_stage(db, r, &q, h->pub.generation, p, rk, nr, (size_t)nrr, &busy, sink);
+            if (rc) goto done;
+            if (busy) { free(rk); rk = NULL; nr = 0; }
+        }
         if (busy && attempt < 1000) {
             /* an in-memory index moved past this snapshot: read a newer one */
             sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);

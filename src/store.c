@@ -147,9 +147,11 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
     s->alpha = 0.5;
     s->rrf_k = 60;
     s->k_lex = s->k_dense = 100;
-    s->rerank = 0;
+    s->rerank = 30; /* stage 2 on by default: bench/RESULTS.md ("Rerank") */
     s->prf_docs = 3;
     s->prf_weight = 1.0;
+    snprintf(s->rerank_kind, sizeof s->rerank_kind, "features");
+    memcpy(s->rerank_w, rerank_default_weights, sizeof s->rerank_w);
     int seen = 0;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(st, 0);
@@ -176,6 +178,17 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
         else if (!strcmp(k, "rerank")) s->rerank = sqlite3_column_int(st, 1);
         else if (!strcmp(k, "prf_docs")) s->prf_docs = sqlite3_column_int(st, 1);
         else if (!strcmp(k, "prf_weight")) s->prf_weight = sqlite3_column_double(st, 1);
+        else if (!strcmp(k, "rerank_kind")) {
+            const char *v = (const char *)sqlite3_column_text(st, 1);
+            snprintf(s->rerank_kind, sizeof s->rerank_kind, "%s", v ? v : "features");
+        } else if (!strcmp(k, "rerank_weights")) {
+            const char *v = (const char *)sqlite3_column_text(st, 1);
+            if (rerank_weights_parse(v, s->rerank_w)) {
+                sqlite3_finalize(st);
+                return err_set(PLUMB_CORRUPT, "%s: settings: malformed rerank_weights '%.200s'",
+                               db->path, v ? v : "");
+            }
+        }
     }
     plumb_status rc = src == SQLITE_DONE ? PLUMB_OK : store_err(c, src, db->path);
     sqlite3_finalize(st);
@@ -525,6 +538,43 @@ plumb_status store_commit(plumb_db *db) {
     db->in_txn = 0;
     db->dirty = 0;
     return PLUMB_OK;
+}
+
+plumb_status store_put_settings(plumb_db *db, const char *const *keys, const char *const *vals,
+                                int n) {
+    if (db->readonly || !db->w)
+        return err_set(PLUMB_MISUSE, "the index is open read-only: its settings cannot change");
+    pthread_mutex_lock(&db->wlock);
+    plumb_status rc = db->in_txn ? err_set(PLUMB_MISUSE, "settings cannot change inside a batch")
+                                 : store_begin(db);
+    sqlite3_stmt *st = NULL;
+    if (!rc) {
+        int src = sqlite3_prepare_v2(db->w, "INSERT OR REPLACE INTO settings(key, value) "
+                                     "VALUES (?1, ?2)", -1, &st, NULL);
+        if (src) rc = store_err(db->w, src, "write settings");
+    }
+    for (int i = 0; !rc && i < n; i++) {
+        sqlite3_bind_text(st, 1, keys[i], -1, SQLITE_STATIC);
+        /* numbers are stored as numbers, as at creation */
+        char *end;
+        double x = strtod(vals[i], &end);
+        if (*vals[i] && !*end && end != vals[i]) {
+            if (x == (double)(int64_t)x && !strpbrk(vals[i], ".eE"))
+                sqlite3_bind_int64(st, 2, (int64_t)x);
+            else
+                sqlite3_bind_double(st, 2, x);
+        } else {
+            sqlite3_bind_text(st, 2, vals[i], -1, SQLITE_STATIC);
+        }
+        int src = sqlite3_step(st);
+        if (src != SQLITE_DONE) rc = store_err(db->w, src, "write settings");
+        sqlite3_reset(st);
+    }
+    sqlite3_finalize(st);
+    if (!rc) rc = store_commit(db);
+    else store_rollback(db);
+    pthread_mutex_unlock(&db->wlock);
+    return rc;
 }
 
 void store_rollback(plumb_db *db) {

@@ -69,6 +69,7 @@ static int compare_queries(plumb_db *db, int nq, const char *what) {
         }
         plumb_search_params a;
         plumb_search_params_init(&a);
+        a.rerank = 0; /* BM25 scores, not stage 2's */
         a.k = 1 + (int)rnd(30);
         a.snippet_tokens = 0;
         a.with_text = 0;
@@ -112,6 +113,7 @@ static void run_on(const char *corpus_path, int nq, const char *name) {
     plumb_hits *h = NULL;
     plumb_search_params sp;
     plumb_search_params_init(&sp);
+    sp.rerank = 0; /* BM25 scores, not stage 2's */
     sp.k = 200;
     const char *seeds[] = {"the research results show", "data index search", "cell protein"};
     for (int s = 0; s < 3; s++) {
@@ -130,6 +132,7 @@ static void run_on(const char *corpus_path, int nq, const char *name) {
     plumb_db *w = NULL;
     CHECK_OK(plumb_open(db_path, NULL, &w));
     plumb_search_params_init(&sp);
+    sp.rerank = 0; /* BM25 scores, not stage 2's */
     sp.k = 60;
     CHECK_OK(plumb_search(db, "results data", &sp, &h));
     CHECK_OK(plumb_batch_begin(w));
@@ -163,6 +166,7 @@ static void search_ids(plumb_db *db, const char *q, char *out, size_t n) {
     plumb_hits *h = NULL;
     plumb_search_params sp;
     plumb_search_params_init(&sp);
+    sp.rerank = 0; /* BM25 scores, not stage 2's */
     sp.k = 20;
     sp.snippet_tokens = 0;
     out[0] = 0;

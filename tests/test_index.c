@@ -52,6 +52,7 @@ static void test_hand_computed(void) {
     add(db, "d3", "cherry pie", "apple apple apple banana date"); /* 2 + 5 = 7 */
     plumb_search_params sp;
     plumb_search_params_init(&sp);
+    sp.rerank = 0; /* BM25 scores, not stage 2's */
     plumb_hits *h = NULL;
     CHECK_OK(plumb_search(db, "apple", &sp, &h));
     /* N = 3, df(apple) = 2: idf = ln(1 + 1.5/2.5) = ln 1.6; avgdl = 13/3 */
@@ -89,6 +90,7 @@ static void test_hand_computed(void) {
 
     /* k1 and b per query */
     plumb_search_params_init(&sp);
+    sp.rerank = 0; /* BM25 scores, not stage 2's */
     sp.bm25_k1 = 1.2;
     sp.bm25_b = 0.75;
     CHECK_OK(plumb_search(db, "apple", &sp, &h));
@@ -98,6 +100,7 @@ static void test_hand_computed(void) {
 
     /* FTS5's own bm25() ordering is available as a baseline */
     plumb_search_params_init(&sp);
+    sp.rerank = 0; /* BM25 scores, not stage 2's */
     sp.scorer = PLUMB_SCORER_FTS5;
     CHECK_OK(plumb_search(db, "apple", &sp, &h));
     CHECK(h->n == 2 && h->hit[0].score > 0);
@@ -107,6 +110,7 @@ static void test_hand_computed(void) {
     CHECK_OK(plumb_delete(db, "d1"));
     CHECK_RC(plumb_delete(db, "d1"), PLUMB_NOTFOUND);
     plumb_search_params_init(&sp);
+    sp.rerank = 0; /* BM25 scores, not stage 2's */
     CHECK_OK(plumb_search(db, "apple", &sp, &h));
     CHECK(h->n == 1);
     /* N = 2, df = 1: idf = ln(1 + 1.5/1.5) = ln 2; avgdl = 10/2 */
@@ -216,6 +220,7 @@ static void compare_with_reference(plumb_db *db, rdoc *docs, int nd, int nq) {
         qsort(r, (size_t)nr, sizeof *r, cmp_ref);
         plumb_search_params sp;
         plumb_search_params_init(&sp);
+        sp.rerank = 0; /* BM25 scores, not stage 2's */
         sp.k = 10;
         sp.bm25_k1 = k1;
         sp.bm25_b = b;
@@ -303,6 +308,7 @@ static void test_docs_and_errors(void) {
 
     plumb_search_params sp;
     plumb_search_params_init(&sp);
+    sp.rerank = 0; /* BM25 scores, not stage 2's */
     plumb_hits *h = NULL;
     CHECK_OK(plumb_search(db, "engine runs", &sp, &h)); /* stems match */
     CHECK(h && h->n == 1);
@@ -488,6 +494,7 @@ static void *reader_main(void *arg) {
     rstate *s = arg;
     plumb_search_params sp;
     plumb_search_params_init(&sp);
+    sp.rerank = 0; /* BM25 scores, not stage 2's */
     sp.k = 20;
     while (!atomic_load(s->stop)) {
         plumb_hits *h = NULL;

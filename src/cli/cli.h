@@ -143,6 +143,8 @@ int cmd_check(int argc, char **argv);
 void cmd_check_help(FILE *f);
 int cmd_eval(int argc, char **argv);
 void cmd_eval_help(FILE *f);
+int cmd_tune(int argc, char **argv);
+void cmd_tune_help(FILE *f);
 int cmd_embed(int argc, char **argv);
 void cmd_embed_help(FILE *f);
 

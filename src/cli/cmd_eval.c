@@ -62,6 +62,7 @@ enum {
     O_ALPHA,
     O_FUSION,
     O_KLEX,
+    O_RERANK,
     O_KDENSE,
     O_DIM,
     O_VSEARCH,
@@ -103,6 +104,7 @@ static const cli_opt opts[] = {
     {"alpha", 0, 1, O_ALPHA},
     {"fusion", 0, 1, O_FUSION},
     {"k-lex", 0, 1, O_KLEX},
+    {"rerank", 0, 1, O_RERANK},
     {"k-dense", 0, 1, O_KDENSE},
     {"dim", 0, 1, O_DIM},
     {"vsearch", 0, 1, O_VSEARCH},
@@ -174,9 +176,14 @@ void cmd_eval_help(FILE *f) {
             "                         dense  vector search with the index's embedder\n"
             "                         hybrid BM25 and dense candidates fused (--fusion, --alpha)\n"
             "                         rrf    hybrid with reciprocal rank fusion\n"
+            "                         rerank hybrid, then the top N reranked by the feature\n"
+            "                                reranker (N: --rerank, else the index's)\n"
+            "                       (only the rerank stage reranks)\n"
             "  --fusion F           minmax, zscore or rrf (default: the index's, minmax)\n"
             "  --alpha X            dense weight in fusion, 0..1 (default: the index's, 0.5)\n"
             "  --k-lex N, --k-dense N   candidates from each retriever (default 100)\n"
+            "  --rerank N           candidates the rerank stage rescores (default: the\n"
+            "                       index's, 30)\n"
             "  --vsearch V          f32, int8, binary or ann (default: int8 from 20,000 vectors)\n"
             "  --dim N              built-in embedder dimensions when the index is built\n"
             "                       (default 256)\n"
@@ -804,7 +811,7 @@ typedef struct opts_t {
     int latency_k;
     char lang[64];
     double alpha;
-    int fusion, k_lex, k_dense, dim, vsearch;
+    int fusion, k_lex, k_dense, dim, vsearch, rerank;
 } opts_t;
 
 static int parse_opts(int argc, char **argv, opts_t *o, int *help) {
@@ -880,6 +887,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, int *help) {
             else return cli_usage("eval", "%s: expected minmax, zscore or rrf, got '%s'", ps.name, ps.val);
             break;
         case O_KLEX: bad = cli_int_arg(&ps, 1, 10000, &o->k_lex); break;
+        case O_RERANK: bad = cli_int_arg(&ps, 1, 10000, &o->rerank); break;
         case O_KDENSE: bad = cli_int_arg(&ps, 1, 10000, &o->k_dense); break;
         case O_DIM: bad = cli_int_arg(&ps, 2, 4096, &o->dim); break;
         case O_VSEARCH:
@@ -946,6 +954,7 @@ static int parse_stages(const opts_t *o, plumb_eval_stage *st, int max, char nam
         sp->alpha = o->alpha;
         sp->fusion = (plumb_fusion)o->fusion;
         sp->k_lex = o->k_lex ? o->k_lex : -1;
+        sp->rerank = 0; /* only the rerank stage reranks */
         sp->k_dense = o->k_dense ? o->k_dense : -1;
         sp->vsearch = (plumb_vsearch)o->vsearch;
         if (strcmp(names[n], "bm25") == 0) {
@@ -960,9 +969,12 @@ static int parse_stages(const opts_t *o, plumb_eval_stage *st, int max, char nam
         } else if (strcmp(names[n], "rrf") == 0) {
             sp->mode = PLUMB_MODE_HYBRID;
             sp->fusion = PLUMB_FUSE_RRF;
+        } else if (strcmp(names[n], "rerank") == 0) {
+            sp->mode = PLUMB_MODE_AUTO; /* hybrid with vectors, else lexical */
+            sp->rerank = o->rerank ? o->rerank : -1;
         } else {
             cli_usage("eval", "--stages: unknown stage '%s' (known: bm25, fts5, dense, hybrid, "
-                      "rrf)", names[n]);
+                      "rrf, rerank)", names[n]);
             return -1;
         }
         for (int k = 0; k < n; k++)

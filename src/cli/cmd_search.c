@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 enum { O_K = 1, O_DB, O_JSON, O_K1, O_B, O_WTITLE, O_WBODY, O_FTS5, O_NOSNIP, O_TEXT, O_NOLOG,
-       O_HELP, O_MODE, O_FUSION, O_ALPHA, O_RRFK, O_KLEX, O_KDENSE, O_VSEARCH, O_EF };
+       O_HELP, O_MODE, O_FUSION, O_ALPHA, O_RRFK, O_KLEX, O_KDENSE, O_VSEARCH, O_EF, O_RERANK };
 
 static const cli_opt opts[] = {
     {"k", 'k', 1, O_K},
@@ -41,6 +41,7 @@ static const cli_opt opts[] = {
     {"alpha", 0, 1, O_ALPHA},
     {"rrf-k", 0, 1, O_RRFK},
     {"k-lex", 0, 1, O_KLEX},
+    {"rerank", 0, 1, O_RERANK},
     {"k-dense", 0, 1, O_KDENSE},
     {"vsearch", 0, 1, O_VSEARCH},
     {"ef", 0, 1, O_EF},
@@ -83,6 +84,8 @@ void cmd_search_help(FILE *f) {
             "  --rrf-k X            RRF constant (default: stored, 60)\n"
             "  --k-lex N, --k-dense N   candidates each retriever gives fusion (default:\n"
             "                       stored, 100)\n"
+            "  --rerank N           rerank the top N candidates with the feature reranker;\n"
+            "                       0: off (default: stored in the index, 30)\n"
             "  --vsearch V          dense search: f32, int8, binary (each exact, the\n"
             "                       quantized ones rescored in f32) or ann (FAISS)\n"
             "  --ef N               HNSW efSearch (IVF nprobe) for --vsearch ann\n"
@@ -329,6 +332,9 @@ int cmd_search(int argc, char **argv) {
             break;
         case O_RRFK:
             bad = cli_num_arg(&ps, 0, 1e6, &sp.rrf_k);
+            break;
+        case O_RERANK:
+            bad = cli_int_arg(&ps, 0, 10000, &sp.rerank);
             break;
         case O_KLEX:
             bad = cli_int_arg(&ps, 1, 10000, &sp.k_lex);

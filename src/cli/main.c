@@ -402,6 +402,7 @@ static const command commands[] = {
     {"log", cmd_log, cmd_log_help},
     {"feedback", cmd_feedback, cmd_feedback_help},
     {"export-qrels", cmd_export_qrels, cmd_export_qrels_help},
+    {"tune", cmd_tune, cmd_tune_help},
     {NULL, NULL, NULL},
 };
 
@@ -429,6 +430,7 @@ static void main_help(FILE *f) {
             "  log               show the query log: recent searches and their feedback\n"
             "  feedback ID       judge a logged search: --good/--bad, --relevant DOC ...\n"
             "  export-qrels OUT  write the judgments as qrels (and queries) for eval\n"
+            "  tune              learn BM25 and reranker parameters from training judgments\n"
             "  help [COMMAND]    show the help of a command (same as 'plumb COMMAND --help')\n"
             "\n"
             "Options:\n"

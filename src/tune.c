@@ -1,0 +1,388 @@
+/*
+** tune.c -- plumb_tune: learning BM25's k1 and b and the feature
+** reranker's weights from training judgments.
+**
+** HOW IT WORKS
+**   Cache. For each (k1, b) tried, every training query is searched once
+**   (search.c with a sink instead of stage 2): the normalised features of
+**   its top N candidates, each candidate's judgment and a key for its
+**   document (candidates of one document share it: MaxP) are kept.
+**   Scoring a weight vector is then a pass over the cache: per query,
+**   sort N dot products and sum the gains of the first 10 documents.
+**
+**   Coordinate ascent (Metzler and Croft, 2007). Each weight in turn is
+**   set to the best value of a line search over -2 .. 5 in steps of 0.05
+**   (a ranking does not change when all weights are scaled, so a bounded
+**   grid loses nothing but resolution), moving only on a strict
+**   improvement, until a
+**   pass changes nothing or `rounds` passes were made. Start: the shipped
+**   weights. For each point of the (k1, b) grid the ascent runs again; the
+**   best training objective wins.
+**
+**   Held-out judgments go through the same cache code, searched only for
+**   the final figures: nothing learned ever sees them.
+**
+** WORKLOAD: hundreds to thousands of training queries; one search per
+** query and grid point, then milliseconds per weight vector.
+*/
+#include "plumb_impl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+enum { NF = RERANK_NFEAT };
+
+typedef struct tq {
+    size_t off, n; /* candidates [off, off + n) of the cache */
+    double idcg;   /* IDCG@10 of the query's judgments */
+    int set;
+} tq;
+
+typedef struct tcache {
+    double *feat;  /* NF per candidate */
+    int *rel;      /* judgment of its document */
+    int *doc;      /* key of its document within the query: the position of
+                      the query's first candidate of the same document */
+    size_t n, cap;
+    tq *q;
+    size_t nq, capq;
+    int nsets;
+} tcache;
+
+static void cache_free(tcache *c) {
+    free(c->feat);
+    free(c->rel);
+    free(c->doc);
+    free(c->q);
+    memset(c, 0, sizeof *c);
+}
+
+static double idcg10(const int *ideal, size_t n) {
+    double s = 0;
+    for (size_t i = 0; i < n && i < 10; i++) s += ideal[i] / log2((double)i + 2);
+    return s;
+}
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Search every judged query of one set into the cache. */
+static plumb_status collect(const plumb_tune_set *s, const plumb_qrels *qrels, int set, double k1,
+                            double b, int n_rerank, tcache *c) {
+    plumb_search_params sp;
+    plumb_search_params_init(&sp);
+    sp.k = n_rerank;
+    sp.with_text = 0;
+    sp.snippet_tokens = 0;
+    sp.log = 0;
+    sp.bm25_k1 = k1;
+    sp.bm25_b = b;
+    size_t nq = plumb_queries_count(s->queries);
+    for (size_t i = 0; i < nq; i++) {
+        const char *qid, *text;
+        eval_query_at(s->queries, i, &qid, &text);
+        const int *ideal;
+        size_t nideal;
+        eval_ideal(qrels, qid, &ideal, &nideal);
+        if (!nideal) continue;
+        search_sink sink = {n_rerank, NULL, 0};
+        plumb_hits *h = NULL;
+        plumb_status rc = search_run_ex(s->db, text, &sp, &sink, &h);
+        if (rc) return rc;
+        if (c->nq == c->capq) {
+            size_t cap = c->capq ? c->capq * 2 : 1024;
+            tq *x = realloc(c->q, cap * sizeof *x);
+            if (!x) { free(sink.cand); plumb_hits_free(h); return err_set(PLUMB_NOMEM, "tune"); }
+            c->q = x;
+            c->capq = cap;
+        }
+        if (c->n + sink.n > c->cap) {
+            size_t cap = (c->n + sink.n) * 2 + 4096;
+            double *f = realloc(c->feat, cap * NF * sizeof *f);
+            if (f) c->feat = f;
+            int *r = f ? realloc(c->rel, cap * sizeof *r) : NULL;
+            if (r) c->rel = r;
+            int *d = r ? realloc(c->doc, cap * sizeof *d) : NULL;
+            if (d) c->doc = d;
+            if (!d) { free(sink.cand); plumb_hits_free(h); return err_set(PLUMB_NOMEM, "tune"); }
+            c->cap = cap;
+        }
+        tq *t = &c->q[c->nq++];
+        *t = (tq){c->n, 0, idcg10(ideal, nideal), set};
+        for (size_t j = 0; j < sink.n && j < h->n; j++) {
+            const char *doc = h->hit[j].doc_id;
+            if (!strcmp(doc, qid)) continue; /* drop_self, as plumb_eval_run */
+            size_t at = c->n;
+            int key = (int)j;
+            for (size_t k = 0; k < j; k++)
+                if (!strcmp(h->hit[k].doc_id, doc)) { key = (int)k; break; }
+            memcpy(c->feat + at * NF, sink.cand[j].feat, NF * sizeof(double));
+            c->rel[at] = eval_judgment(qrels, qid, doc);
+            c->doc[at] = key;
+            c->n++;
+            t->n++;
+        }
+        free(sink.cand);
+        plumb_hits_free(h);
+    }
+    return PLUMB_OK;
+}
+
+/* Mean over sets of the per-set mean nDCG@10 (per-set means in per[]
+** when not NULL). w NULL: stage-1 order. */
+static double objective(const tcache *c, const double *w, double *per) {
+    double sum[PLUMB_TUNE_MAX_SETS] = {0};
+    size_t cnt[PLUMB_TUNE_MAX_SETS] = {0};
+    int idx[1024];
+    double sc[1024];
+    uint8_t seen[1024];
+    for (size_t qi = 0; qi < c->nq; qi++) {
+        const tq *t = &c->q[qi];
+        size_t n = t->n < 1024 ? t->n : 1024;
+        /* insertion sort of candidate positions by score, stage-1 order on ties */
+        for (size_t i = 0; i < n; i++) {
+            double s = w ? rerank_dot(w, c->feat + (t->off + i) * NF) : -(double)i;
+            size_t j = i;
+            while (j > 0 && sc[j - 1] < s) { sc[j] = sc[j - 1]; idx[j] = idx[j - 1]; j--; }
+            sc[j] = s;
+            idx[j] = (int)i;
+        }
+        memset(seen, 0, n);
+        double dcg = 0;
+        int r = 0;
+        for (size_t i = 0; i < n && r < 10; i++) {
+            size_t at = t->off + (size_t)idx[i];
+            int d = c->doc[at];
+            if (d < 1024 && seen[d]) continue;
+            if (d < 1024) seen[d] = 1;
+            dcg += c->rel[at] / log2((double)r + 2);
+            r++;
+        }
+        sum[t->set] += t->idcg > 0 ? dcg / t->idcg : 0;
+        cnt[t->set]++;
+    }
+    double m = 0;
+    int k = 0;
+    for (int s = 0; s < c->nsets; s++) {
+        double v = cnt[s] ? sum[s] / (double)cnt[s] : NAN;
+        if (per) per[s] = v;
+        if (cnt[s]) { m += v; k++; }
+    }
+    return k ? m / k : NAN;
+}
+
+static double ascend(const tcache *c, double *w, int rounds) {
+    double best = objective(c, w, NULL);
+    for (int round = 0; round < rounds; round++) {
+        int moved = 0;
+        for (int f = 0; f < NF; f++) {
+            double keep = w[f], bestv = keep;
+            for (int step = -40; step <= 100; step++) {
+                double v = step * 0.05;
+                if (fabs(v - keep) < 1e-9) continue;
+                w[f] = v;
+                double o = objective(c, w, NULL);
+                if (o > best + 1e-9) { best = o; bestv = v; }
+            }
+            w[f] = bestv;
+            if (bestv != keep) moved = 1;
+        }
+        if (!moved) break;
+    }
+    return best;
+}
+
+double tune_fit(const double *feat, const int *rel, const int *ideal_unused, size_t nq,
+                size_t per_q, double *w, int rounds, double *before) {
+    (void)ideal_unused;
+    tcache c = {0};
+    c.nsets = 1;
+    c.n = nq * per_q;
+    c.nq = nq;
+    c.feat = (double *)feat;
+    c.rel = (int *)rel;
+    c.doc = malloc((c.n ? c.n : 1) * sizeof *c.doc);
+    c.q = malloc((nq ? nq : 1) * sizeof *c.q);
+    int *sorted = malloc((per_q ? per_q : 1) * sizeof *sorted);
+    if (!c.doc || !c.q || !sorted) {
+        free(c.doc);
+        free(c.q);
+        free(sorted);
+        return NAN;
+    }
+    for (size_t q = 0; q < nq; q++) {
+        for (size_t i = 0; i < per_q; i++) {
+            c.doc[q * per_q + i] = (int)i;
+            /* ideal: the judgments, highest first */
+            int v = rel[q * per_q + i];
+            size_t j = i;
+            while (j > 0 && sorted[j - 1] < v) { sorted[j] = sorted[j - 1]; j--; }
+            sorted[j] = v;
+        }
+        size_t npos = 0;
+        while (npos < per_q && sorted[npos] > 0) npos++;
+        c.q[q] = (tq){q * per_q, per_q, idcg10(sorted, npos), 0};
+    }
+    if (before) *before = objective(&c, w, NULL);
+    double o = ascend(&c, w, rounds);
+    free(c.doc);
+    free(c.q);
+    free(sorted);
+    return o;
+}
+
+void plumb_tune_params_init(plumb_tune_params *p) {
+    memset(p, 0, sizeof *p);
+    p->rerank = 30;
+    p->grid = 1;
+    p->rounds = 8;
+}
+
+static void say(const plumb_tune_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void say(const plumb_tune_params *p, const char *fmt, ...) {
+    if (!p->progress) return;
+    char m[256];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(m, sizeof m, fmt, ap);
+    va_end(ap);
+    p->progress(p->arg, m);
+}
+
+/* Measure one split at (k1, b) (< 0: each index's) with the weights
+** given (NULL skips), into figs (per set) and the mean. */
+static plumb_status measure(const plumb_tune_set *sets, int nsets, int heldout, double k1, double b,
+                            int n, const double *w, double *stage1, double *withw,
+                            plumb_tune_figures *per, size_t *nq) {
+    tcache c = {0};
+    c.nsets = nsets;
+    plumb_status rc = PLUMB_OK;
+    for (int s = 0; s < nsets && !rc; s++) {
+        const plumb_qrels *q = heldout ? sets[s].heldout : sets[s].train;
+        if (q) rc = collect(&sets[s], q, s, k1, b, n, &c);
+    }
+    if (!rc) {
+        double p1[PLUMB_TUNE_MAX_SETS], p2[PLUMB_TUNE_MAX_SETS];
+        double o1 = objective(&c, NULL, p1);
+        double o2 = w ? objective(&c, w, p2) : NAN;
+        if (stage1) *stage1 = o1;
+        if (withw) *withw = o2;
+        for (int s = 0; s < nsets; s++) {
+            if (stage1) per[s].stage1 = p1[s];
+            if (withw) per[s].tuned = w ? p2[s] : NAN;
+        }
+        *nq = c.nq;
+        if (per)
+            for (int s = 0; s < nsets; s++) {
+                per[s].queries = 0;
+                for (size_t i = 0; i < c.nq; i++) per[s].queries += c.q[i].set == s;
+            }
+    }
+    cache_free(&c);
+    return rc;
+}
+
+plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_params *pp,
+                        plumb_tune_result *out) {
+    err_clear();
+    if (!out) return err_set(PLUMB_MISUSE, "plumb_tune: NULL result");
+    memset(out, 0, sizeof *out);
+    plumb_tune_params def;
+    if (!pp) { plumb_tune_params_init(&def); pp = &def; }
+    if (!sets || nsets < 1 || nsets > PLUMB_TUNE_MAX_SETS)
+        return err_set(PLUMB_MISUSE, "plumb_tune: 1 to %d sets", PLUMB_TUNE_MAX_SETS);
+    if (pp->rerank < 10 || pp->rerank > 1000)
+        return err_set(PLUMB_MISUSE, "plumb_tune: rerank must be in 10..1000 (got %d)", pp->rerank);
+    for (int s = 0; s < nsets; s++) {
+        if (!sets[s].db || !sets[s].queries || !sets[s].train)
+            return err_set(PLUMB_MISUSE, "plumb_tune: set %d lacks db, queries or train", s);
+        if (pp->store && sets[s].db->readonly)
+            return err_set(PLUMB_MISUSE, "plumb_tune: set %d: the index is open read-only", s);
+    }
+    double t0 = now_s();
+    int n = pp->rerank;
+    plumb_status rc = PLUMB_OK;
+    /* the grid; (k1, b) < 0 stands for each index's own */
+    static const double gk1[] = {0.6, 0.9, 1.2}, gb[] = {0.3, 0.4, 0.6};
+    double best_obj = -1, best_k1 = -1, best_b = -1, best_w[NF];
+    memcpy(best_w, rerank_default_weights, sizeof best_w);
+    int npts = pp->grid ? 9 : 1;
+    for (int g = 0; g < npts && !rc; g++) {
+        double k1 = pp->grid ? gk1[g / 3] : -1, b = pp->grid ? gb[g % 3] : -1;
+        tcache c = {0};
+        c.nsets = nsets;
+        for (int s = 0; s < nsets && !rc; s++) rc = collect(&sets[s], sets[s].train, s, k1, b, n, &c);
+        if (!rc && !c.nq) rc = err_set(PLUMB_MISUSE, "plumb_tune: no training query has a "
+                                       "relevant judgment");
+        if (!rc) {
+            double w[NF];
+            memcpy(w, rerank_default_weights, sizeof w);
+            double o = ascend(&c, w, pp->rounds);
+            say(pp, "k1 %.2f b %.2f: train nDCG@10 %.4f (stage 1 %.4f)", k1, b, o,
+                objective(&c, NULL, NULL));
+            if (o > best_obj) {
+                best_obj = o;
+                best_k1 = k1;
+                best_b = b;
+                memcpy(best_w, w, sizeof w);
+            }
+        }
+        cache_free(&c);
+    }
+    if (rc) return rc;
+    out->k1 = best_k1 >= 0 ? best_k1 : sets[0].db->set.k1;
+    out->b = best_b >= 0 ? best_b : sets[0].db->set.b;
+    out->rerank = n;
+    out->nweights = NF;
+    for (int i = 0; i < NF; i++) {
+        out->weight_names[i] = rerank_feature_names[i];
+        out->weights[i] = best_w[i];
+    }
+    buf wt = {0};
+    rerank_weights_format(best_w, &wt);
+    snprintf(out->weights_text, sizeof out->weights_text, "%s", wt.p ? wt.p : "");
+    buf_free(&wt);
+    /* figures: stage 1 and shipped weights at each index's own k1 and b;
+    ** tuned at the learned ones */
+    size_t nq = 0;
+    for (int split = 0; split < 2 && !rc; split++) {
+        plumb_tune_figures *fig = split ? &out->heldout : &out->train;
+        plumb_tune_figures *per = split ? out->set_heldout : out->set_train;
+        int any = 0;
+        for (int s = 0; s < nsets; s++) any |= split ? sets[s].heldout != NULL : 1;
+        if (!any) {
+            fig->stage1 = fig->shipped = fig->tuned = NAN;
+            continue;
+        }
+        say(pp, "measuring the %s split", split ? "held-out" : "training");
+        plumb_tune_figures tmp[PLUMB_TUNE_MAX_SETS];
+        rc = measure(sets, nsets, split, -1, -1, n, rerank_default_weights, &fig->stage1,
+                     &fig->shipped, tmp, &fig->queries);
+        for (int s = 0; s < nsets && !rc; s++) {
+            per[s].queries = tmp[s].queries;
+            per[s].stage1 = tmp[s].stage1;
+            per[s].shipped = tmp[s].tuned;
+        }
+        if (!rc) rc = measure(sets, nsets, split, out->k1, out->b, n, best_w, NULL, &fig->tuned,
+                              tmp, &nq);
+        for (int s = 0; s < nsets && !rc; s++) per[s].tuned = tmp[s].tuned;
+    }
+    if (!rc && pp->store) {
+        char v1[32], v2[32], v3[32];
+        snprintf(v1, sizeof v1, "%.6g", out->k1);
+        snprintf(v2, sizeof v2, "%.6g", out->b);
+        snprintf(v3, sizeof v3, "%d", n);
+        const char *keys[5] = {"bm25_k1", "bm25_b", "rerank", "rerank_kind", "rerank_weights"};
+        const char *vals[5] = {v1, v2, v3, "features", out->weights_text};
+        for (int s = 0; s < nsets && !rc; s++) rc = store_put_settings(sets[s].db, keys, vals, 5);
+        if (!rc) out->stored = 1;
+    }
+    out->elapsed_s = now_s() - t0;
+    return rc;
+}
