@@ -296,6 +296,7 @@ static void test_store_and_embedder(void) {
     plumb_search_params sp;
     plumb_search_params_init(&sp);
     sp.mode = PLUMB_MODE_DENSE;
+    sp.rerank = 0; /* stage 1 as it is: ranks and scores of the stages */
     sp.k = 200;
     plumb_hits *h = NULL;
     CHECK_OK(plumb_search(db, "river bank money", &sp, &h));
@@ -316,6 +317,7 @@ static void test_store_and_embedder(void) {
     plumb_search_params lp;
     plumb_search_params_init(&lp);
     lp.mode = PLUMB_MODE_LEXICAL;
+    lp.rerank = 0;
     lp.k = 100;
     CHECK_OK(plumb_search(db, "river bank money", &lp, &hl));
     for (size_t i = 0; h && i < h->n; i++) {
