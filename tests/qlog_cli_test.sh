@@ -46,16 +46,16 @@ expect() { # NAME WANT GOT
 q1="write-ahead log checkpoint"
 q2="bm25 length normalization"
 q3="reciprocal rank fusion"
-run search "$q1" --db "$db" --json -k 100 --mode lexical
+run search "$q1" --db "$db" --json -k 100 --mode lexical --rerank 0
 expect "search 1 exit" 0 "$rc"
 id1=$(py 'd["log_id"]')
 cp "$T/out" "$T/q1.json"
-run search "$q2" --db "$db" --json -k 100 --mode lexical
+run search "$q2" --db "$db" --json -k 100 --mode lexical --rerank 0
 id2=$(py 'd["log_id"]')
 cp "$T/out" "$T/q2.json"
-run search "$q3" --db "$db" --json -k 10 --mode lexical
+run search "$q3" --db "$db" --json -k 10 --mode lexical --rerank 0
 id3=$(py 'd["log_id"]')
-run search "  Write-Ahead   LOG checkpoint " --db "$db" --json -k 10 --mode lexical
+run search "  Write-Ahead   LOG checkpoint " --db "$db" --json -k 10 --mode lexical --rerank 0
 id4=$(py 'd["log_id"]')
 expect "log ids 1..4 in order" "1 2 3 4" "$id1 $id2 $id3 $id4"
 
