@@ -850,9 +850,10 @@ PLUMB_API plumb_status plumb_eval_report_html(const char *path, const char *titl
 ** do); and at plumb_close. So one search in 256 also writes the log (about
 ** a millisecond), and now and then (every 16 MB of WAL) one also
 ** checkpoints it (fsyncs; index/FORMAT.md). The whole cost is about 5 microseconds of
-** CPU per logged search (bench/qlog_bench.c). At most 65,536 entries wait
-** in a handle; when the index stays locked that long, or searches outrun
-** the log, further entries are dropped and counted (plumb_log_info.dropped).
+** CPU per logged search (bench/qlog_bench.c). At most 65,536 entries (and
+** 64 MB) wait in a handle; when the index stays locked that long, or
+** searches outrun the log, further entries are dropped and counted
+** (plumb_log_info.dropped).
 ** Entries still queued when the process dies are lost.
 **
 ** IDS. Entry ids are positive, below 2^53, unique in the index also when

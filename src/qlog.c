@@ -49,7 +49,8 @@
 ** handle's own write transaction, so neither a search nor a write pays for
 ** a backlog. A backlog builds only when searches outrun the log for long
 ** (a writer that holds the lock all the time, a flood of searches); past
-** QLOG_MAX_QUEUE entries are dropped and counted.
+** QLOG_MAX_QUEUE entries or QLOG_MAX_BYTES of them, entries are dropped and
+** counted.
 **
 ** WAL. Searches keep read transactions open almost all the time on a busy
 ** server, and SQLite's automatic checkpoint, run right after a commit, then
@@ -83,6 +84,7 @@
 #define QLOG_BATCH 256       /* a search writes the queue at this length */
 #define QLOG_RETRY 32         /* ...and after a failed try, this many entries later */
 #define QLOG_MAX_QUEUE 65536  /* entries beyond this are dropped */
+#define QLOG_MAX_BYTES (64u << 20) /* ...and beyond this much memory */
 #define QLOG_MAX_HITS 100     /* hits kept per entry */
 #define QLOG_BLOCK_MIN 16     /* ids reserved ahead, doubling to QLOG_BLOCK_MAX */
 #define QLOG_BLOCK_MAX 4096
@@ -105,6 +107,7 @@ typedef struct qentry {
     uint64_t seq;         /* order of queueing in this handle */
     int64_t id;           /* 0: numbered when written */
     int tentative;        /* id given by a transaction not yet committed */
+    size_t size;          /* bytes of this allocation */
     int kind;
     int has_params;
     int64_t at;           /* unix milliseconds */
@@ -150,6 +153,7 @@ struct qlog {
     qentry *head, *tail;      /* the queue, oldest first */
     size_t n;                 /* entries queued */
     size_t pending;           /* ...of which without an id */
+    size_t bytes;             /* their allocations */
     size_t retry_at;          /* a search writes the queue when n reaches this */
     size_t retry_pending_at;  /* ...or, for an entry without id, this */
     uint64_t seq;
@@ -394,7 +398,10 @@ static void hits_json(buf *b, const qentry *e) {
     buf_append(b, "],\"stages\":[", 12);
     for (int s = 0, n = 0; s < 4; s++)
         if (ran[s]) {
-            buf_printf(b, "%s\"%s\"", n++ ? "," : "", name[s]);
+            if (n++) buf_putc(b, ',');
+            buf_putc(b, '"');
+            buf_puts(b, name[s]);
+            buf_putc(b, '"');
         }
     buf_putc(b, ']');
     for (int s = 0; s < 4; s++) {
@@ -443,6 +450,7 @@ static qentry *entry_new(int kind, const char *query, const plumb_search_params 
     qentry *e = malloc(size);
     if (!e) return NULL;
     memset(e, 0, sizeof *e);
+    e->size = size;
     e->hit = (qhit *)(e + 1);
     e->str = (char *)(e->hit + nh);
     e->kind = kind;
@@ -519,7 +527,7 @@ static int64_t try_write(plumb_db *db, uint64_t watch) {
 static int64_t enqueue(plumb_db *db, qentry *e) {
     qlog *q = db->qlog;
     pthread_mutex_lock(&q->mu);
-    if (q->n >= QLOG_MAX_QUEUE) {
+    if (q->n >= QLOG_MAX_QUEUE || q->bytes + e->size > QLOG_MAX_BYTES) {
         q->dropped++;
         pthread_mutex_unlock(&q->mu);
         free(e);
@@ -532,6 +540,7 @@ static int64_t enqueue(plumb_db *db, qentry *e) {
     else q->head = e;
     q->tail = e;
     q->n++;
+    q->bytes += e->size;
     int64_t id = e->id;
     uint64_t seq = e->seq;
     int now = q->n >= q->retry_at || (!id && q->n >= q->retry_pending_at);
@@ -723,11 +732,12 @@ static plumb_status insert(plumb_db *db, qentry *e, int *dup) {
 ** tentative ids. */
 static void requeue(qlog *q, qentry *list) {
     if (!list) return;
-    size_t n = 0, pend = 0;
+    size_t n = 0, pend = 0, bytes = 0;
     qentry *last = NULL;
     for (qentry *e = list; e; e = e->next) {
         if (e->tentative) { e->id = 0; e->tentative = 0; }
         pend += !e->id;
+        bytes += e->size;
         n++;
         last = e;
     }
@@ -737,6 +747,7 @@ static void requeue(qlog *q, qentry *list) {
     if (!q->tail) q->tail = last;
     q->n += n;
     q->pending += pend;
+    q->bytes += bytes;
     pthread_mutex_unlock(&q->mu);
 }
 
@@ -749,12 +760,13 @@ static plumb_status flush_locked(plumb_db *db, int wait, int closing, size_t max
                                  uint64_t watch, int64_t *got) {
     qlog *q = db->qlog;
     plumb_status rc = PLUMB_OK;
-    size_t n = 0, pend = 0;
+    size_t n = 0, pend = 0, bytes = 0;
     pthread_mutex_lock(&q->mu);
     qentry *list = q->head, *last = NULL;
     for (qentry *e = list; e && (!max || n < max); e = e->next) {
         n++;
         pend += !e->id;
+        bytes += e->size;
         last = e;
     }
     if (last) { /* detach the first n */
@@ -763,6 +775,7 @@ static plumb_status flush_locked(plumb_db *db, int wait, int closing, size_t max
         last->next = NULL;
         q->n -= n;
         q->pending -= pend;
+        q->bytes -= bytes;
     }
     int64_t next = q->next_id, end = q->end_id;
     pthread_mutex_unlock(&q->mu);
@@ -995,7 +1008,7 @@ plumb_status plumb_log_set_enabled(plumb_db *db, int on) {
         pthread_mutex_lock(&q->mu);
         qentry *list = q->head;
         q->head = q->tail = NULL;
-        q->n = q->pending = 0;
+        q->n = q->pending = q->bytes = 0;
         pthread_mutex_unlock(&q->mu);
         free_list(list);
     }
@@ -1117,12 +1130,11 @@ plumb_status plumb_feedback_add(plumb_db *db, int64_t log_id, plumb_verdict verd
 /* Reading: info and lists                                            */
 /* ---------------------------------------------------------------- */
 
-/* A writable handle writes its queue before reading, when the index is not
-** locked at that moment: readers never wait for a writer (the reader sees
-** what was committed). */
+/* A writable handle writes its queue before reading, when neither its own
+** writer nor another connection holds the lock at that moment: readers
+** never wait for a writer (the reader sees what was committed). */
 static void flush_for_read(plumb_db *db) {
-    if (!db->qlog) return;
-    pthread_mutex_lock(&db->wlock);
+    if (!db->qlog || pthread_mutex_trylock(&db->wlock) != 0) return;
     if (!db->in_txn) {
         char keep[1024];
         snprintf(keep, sizeof keep, "%s", plumb_errmsg());
