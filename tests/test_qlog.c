@@ -509,7 +509,7 @@ static void test_content(void) {
         CHECK(x->n_hits == (int64_t)h2->n && strstr(x->hits, "\"d5\""));
         CHECK_STR(s->kind, "search");
         CHECK(s->id == h->log_id && !s->answer && !s->model && s->prompt_tokens == -1);
-        CHECK_STR(s->params, "{\"k\":3,\"mode\":\"auto\",\"scorer\":\"bm25\",\"bm25_k1\":1.2}");
+        CHECK_STR(s->params, "{\"k\":3,\"mode\":\"auto\",\"scorer\":\"bm25\",\"bm25_k1\":1.2,\"rerank\":0}");
         CHECK(s->generation == h->generation && s->matched == h->matched);
         char qid[20];
         plumb_log_query_id("  Beta \t GAMMA\n", qid);
