@@ -270,6 +270,12 @@ found "nul: after a raw NUL in JSONL" "$db" rawnulword '"doc_id":"raw"'
 found "nul: after a \\u0000 escape" "$db" escnulword '"doc_id":"esc"'
 found "nul: next record" "$db" nextrecword '"doc_id":"next"'
 [ "$(hits "$db" binarynulword)" = 0 ] && ok || bad "nul: binary file indexed"
+# a new index of nothing but a skipped file: empty, with its (empty) BM25
+# side file written (PLUMB_BM25_SIDE_MIN_CHUNKS=0; UBSan once caught
+# memcpy from the empty index's NULL arrays there)
+index "nul: only a binary file" "$tmp/empty.db" "$d/early.txt"
+checked "nul: only a binary file" "$tmp/empty.db" 0
+[ -e "$tmp/empty.db.bm25" ] && ok || bad "nul: only a binary file: no side file"
 rm -rf "$d"
 
 section long
@@ -328,10 +334,11 @@ section big
 # ---- big: 2 GB files (opt-in) ----
 if [ "${ODD_BIG:-0}" = 1 ]; then
   d="$tmp/big"; db="$tmp/big.db"; mkdir -p "$d"
-  timed() { # timed NAME CMD...: run it, print wall time and peak RSS
+  timed() { # timed NAME CMD...: run CMD, print its wall time and peak RSS
+    local name=$1; shift
     if [ -x /usr/bin/time ]; then
       /usr/bin/time -v -o "$tmp/time" "$@"; local c=$?
-      echo "big: $1: $(grep -E 'Elapsed|Maximum resident' "$tmp/time" | tr -s ' \t' ' ' | paste -sd';')"
+      echo "big: $name: $(grep -E 'Elapsed|Maximum resident' "$tmp/time" | tr -s ' \t' ' ' | paste -sd';')"
       return $c
     fi
     "$@"
