@@ -737,6 +737,10 @@ static void sweep_stale(const bm25_index *ix) {
     closedir(d);
 }
 
+static void copy_n(void *dst, const void *src, size_t n) {
+    if (n) memcpy(dst, src, n);
+}
+
 /* Write the snapshot (caller holds at least the read lock). */
 static plumb_status save(bm25_index *ix) {
     sweep_stale(ix);
@@ -761,20 +765,21 @@ static plumb_status save(bm25_index *ix) {
     /* assemble the body in memory: one hash pass, one write */
     char *body = calloc(1, total ? total : 1);
     if (!body) return err_set(PLUMB_NOMEM, "save lexical index");
-    memcpy(body + off[0], ix->arena, ix->narena);
+    /* an empty index has NULL arrays: memcpy(dst, NULL, 0) is undefined */
+    copy_n(body + off[0], ix->arena, ix->narena);
     sterm *st = (sterm *)(body + off[1]);
     post *ps = (post *)(body + off[2]);
     size_t used = 0;
     for (uint32_t i = 0; i < ix->nterms; i++) {
         const term *t = &ix->terms[i];
         st[i] = (sterm){t->off, t->len, 0, t->n, 0};
-        memcpy(ps + used, t->p, (size_t)t->n * sizeof *ps);
+        copy_n(ps + used, t->p, (size_t)t->n * sizeof *ps);
         used += t->n;
     }
-    memcpy(body + off[3], ix->cid, (size_t)ix->nord * 8);
-    memcpy(body + off[4], ix->lt, (size_t)ix->nord * 4);
-    memcpy(body + off[5], ix->lb, (size_t)ix->nord * 4);
-    memcpy(body + off[5] + al8((size_t)ix->nord * 4), ix->dead, ix->nord);
+    copy_n(body + off[3], ix->cid, (size_t)ix->nord * 8);
+    copy_n(body + off[4], ix->lt, (size_t)ix->nord * 4);
+    copy_n(body + off[5], ix->lb, (size_t)ix->nord * 4);
+    copy_n(body + off[5] + al8((size_t)ix->nord * 4), ix->dead, ix->nord);
     h.body_hash = hash64(body, total, 0);
 
     size_t pl = strlen(ix->side_path);

@@ -315,6 +315,28 @@ static plumb_status walk_dir(ingest *g, const char *dir, const struct stat *dsb,
 /* Reading and parsing                                                */
 /* ---------------------------------------------------------------- */
 
+/* Open a listed file for reading. The walk saw a regular file, but by now
+** a FIFO may stand in its place, and a plain open() of a FIFO waits for a
+** writer forever: open without blocking, then insist on a regular file
+** (EINVAL otherwise: see read_error). -1 with errno. */
+static int open_file(const char *path) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK);
+    if (fd < 0) return -1;
+    struct stat sb;
+    int e = fstat(fd, &sb) != 0 ? errno : !S_ISREG(sb.st_mode) ? EINVAL : 0;
+    if (e) {
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+    return fd;
+}
+
+static const char *read_error(int e) {
+    return e == EINVAL ? "no longer a regular file" : strerror(e);
+}
+
 /* Up to want bytes, fewer only at the end of the file; -1 with errno. */
 static ssize_t read_full(int fd, char *b, size_t want) {
     size_t got = 0;
@@ -355,7 +377,7 @@ static int read_all(const char *path, char **out, size_t *n, struct stat *sb, in
     *out = NULL;
     *n = 0;
     *changed = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_file(path);
     if (fd < 0) return -1;
     struct stat sb0;
     if (fstat(fd, &sb0) != 0) { close(fd); return -1; }
@@ -491,7 +513,7 @@ static uint64_t hash_blocks(const char *d, size_t n) {
 /* The same hash, read from the file; 0 or -1 with errno. head[4]
 ** receives the first bytes (zero-padded), to see a byte order mark. */
 static int hash_file(const char *path, char hex[17], int64_t *bytes, unsigned char head[4]) {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open_file(path);
     if (fd < 0) return -1;
     char *b = malloc(HASH_BLOCK);
     if (!b) { close(fd); errno = ENOMEM; return -1; }
@@ -609,10 +631,10 @@ static plumb_status do_jsonl(ingest *g, const fent *f, int64_t file_id, int64_t 
     *changed = *cut = 0;
     plumb_status rc = store_seen_reset(g->db);
     if (rc) return rc;
-    int fd = open(f->path, O_RDONLY | O_CLOEXEC);
+    int fd = open_file(f->path);
     struct stat sb0;
     if (fd < 0 || fstat(fd, &sb0) != 0) {
-        say(g, PLUMB_MSG_WARN, "%s: cannot read: %s", f->path, strerror(errno));
+        say(g, PLUMB_MSG_WARN, "%s: cannot read: %s", f->path, read_error(errno));
         if (fd >= 0) close(fd);
         *cut = 1;
         return PLUMB_OK;
@@ -769,7 +791,7 @@ static plumb_status do_file(ingest *g, const fent *f) {
         unsigned char head[4];
         if (hash_file(f->path, hex, &nb, head) != 0) {
             g->st->files_skipped++;
-            say(g, PLUMB_MSG_WARN, "%s: cannot read: %s", f->path, strerror(errno));
+            say(g, PLUMB_MSG_WARN, "%s: cannot read: %s", f->path, read_error(errno));
             goto done;
         }
         g->st->bytes_read += nb;
@@ -785,7 +807,7 @@ static plumb_status do_file(ingest *g, const fent *f) {
             int changed = 0;
             if (read_all(f->path, &data, &n, &sb, &changed) != 0) {
                 g->st->files_skipped++;
-                say(g, PLUMB_MSG_WARN, "%s: cannot read: %s", f->path, strerror(errno));
+                say(g, PLUMB_MSG_WARN, "%s: cannot read: %s", f->path, read_error(errno));
                 goto done;
             }
             g->st->bytes_read += (int64_t)n;
