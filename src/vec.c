@@ -571,7 +571,7 @@ static size_t al64(size_t x) { return (x + 63) & ~(size_t)63; }
 static void sections(const vec_index *v, uint32_t n, uint32_t dim, section s[6]) {
     uint32_t nbin = (dim + 7) / 8;
     s[0] = (section){v->cid, (size_t)n * 8};
-    s[1] = (section){v->live, ((size_t)n / 64 + 1) * 8};
+    s[1] = (section){v->live, n ? ((size_t)n / 64 + 1) * 8 : 0}; /* no slots: no bitmap */
     s[2] = (section){v->f32, (size_t)n * dim * 4};
     s[3] = (section){v->scale, (size_t)n * 4};
     s[4] = (section){v->i8, (size_t)n * dim};
@@ -776,7 +776,10 @@ plumb_status vec_persist(plumb_db *db, const char *ann_factory, int ann_force, i
         int64_t gen = scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
         int64_t nv = scalar(r->conn, "SELECT count(*) FROM vectors", &src);
         if (src) rc = store_err(r->conn, src, "read generation");
-        else if (nv < min_side && !ann_force) { sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL); break; }
+        else if (nv == 0 || (nv < min_side && !ann_force)) {
+            sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL); /* nothing worth a file */
+            break;
+        }
         else rc = vec_sync(v, r, gen);
         if (rc == PLUMB_OK) {
             vec_release(v);

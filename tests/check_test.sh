@@ -18,6 +18,7 @@ expect() { # expect NAME WANT_EXIT PATTERN DB
 db="$tmp/i.db"
 "$plumb" index "$sample" --db "$db" -q || { echo "index failed"; exit 1; }
 [ -s "$db.bm25" ] && ok || bad "no side file written"
+[ -s "$db.vec" ] && ok || bad "no vector side file written (PLUMB_VEC_SIDE_MIN=0)"
 expect "whole index" 0 "is whole" "$db"
 
 # the side file: a flipped byte in its body, a truncated copy, another index's
@@ -43,6 +44,21 @@ PY
 out=$("$plumb" check --db "$tmp/d.db" 2>&1); code=$?
 if [ $code -ne 0 ] && echo "$out" | grep -qE '^(sqlite|fts5|documents|chunks|bm25 index):|not a plumb index|damaged|malformed'; then ok
 else bad "database flipped: exit $code: $out"; fi
+
+# the vector side file: a flipped byte in its body; a truncated copy
+cp "$db" "$tmp/v.db"; cp "$db.vec" "$tmp/v.db.vec"
+printf '\x5a\xa5' | dd of="$tmp/v.db.vec" bs=1 seek=5000 conv=notrunc 2>/dev/null
+expect "vector side file flipped" 1 "vectors: .*checksum mismatch" "$tmp/v.db"
+"$plumb" search --mode dense vectors --db "$tmp/v.db" >/dev/null && ok || bad "dense search with a damaged vector side file"
+cp "$db" "$tmp/w.db"; head -c 3000 "$db.vec" > "$tmp/w.db.vec"
+expect "vector side file truncated" 1 "vectors: .*truncated" "$tmp/w.db"
+# the vectors table: a blob of the wrong size, a vector without its chunk
+cp "$db" "$tmp/x.db"
+python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('UPDATE vectors SET v=x\'0011\' WHERE chunk=(SELECT min(chunk) FROM vectors)'); c.commit()" "$tmp/x.db"
+expect "vector blob damaged" 1 "vectors: vector of chunk [0-9]* has 2 bytes" "$tmp/x.db"
+cp "$db" "$tmp/y.db"
+python3 -c "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); v=c.execute('SELECT v FROM vectors LIMIT 1').fetchone()[0]; c.execute('INSERT INTO vectors(chunk, v) VALUES(999999, ?)', (v,)); c.commit()" "$tmp/y.db"
+expect "orphan vector" 1 "vectors: 1 vectors belong to no chunk" "$tmp/y.db"
 
 # a chunk row removed behind plumb's back
 cp "$db" "$tmp/e.db"
