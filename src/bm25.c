@@ -425,25 +425,11 @@ void bm25_free(bm25_index *ix) {
     free(ix);
 }
 
-static int64_t scalar(sqlite3 *c, const char *sql, int *src) {
-    sqlite3_stmt *st = NULL;
-    int64_t v = 0;
-    if (*src) return 0;
-    *src = sqlite3_prepare_v2(c, sql, -1, &st, NULL);
-    if (!*src) {
-        int s = sqlite3_step(st);
-        if (s == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-        else if (s != SQLITE_DONE) *src = s;
-    }
-    sqlite3_finalize(st);
-    return v;
-}
-
 /* Build from the chunks table at the reader's snapshot. */
 static plumb_status rebuild(bm25_index *ix, reader *r, int64_t gen) {
     clear(ix);
     int src = 0;
-    int64_t seq = scalar(r->conn, "SELECT coalesce(max(seq), 0) FROM lex_log", &src);
+    int64_t seq = store_scalar(r->conn, "SELECT coalesce(max(seq), 0) FROM lex_log", &src);
     if (src) return store_err(r->conn, src, "read lexical log");
     sqlite3_stmt *st = NULL;
     src = sqlite3_prepare_v2(r->conn,
@@ -470,7 +456,7 @@ static plumb_status rebuild(bm25_index *ix, reader *r, int64_t gen) {
 /* Apply log entries after ix->log_seq, through the reader's snapshot. */
 static plumb_status catch_up(bm25_index *ix, reader *r, int64_t gen) {
     int src = 0;
-    int64_t floor = scalar(r->conn, "SELECT coalesce(min(seq), 0) FROM lex_log", &src);
+    int64_t floor = store_scalar(r->conn, "SELECT coalesce(min(seq), 0) FROM lex_log", &src);
     if (src) return store_err(r->conn, src, "read lexical log");
     /* entries we need were truncated, or too many dead: start over */
     if ((floor > ix->log_seq + 1) || (ix->ndead > 1024 && ix->ndead > ix->nord / 4))
@@ -646,8 +632,8 @@ static void load(bm25_index *ix, reader *r, int64_t gen) {
     fclose(f);
     if (ok) {
         int src = 0;
-        int64_t floor = scalar(r->conn, "SELECT coalesce(min(seq), 0) FROM lex_log", &src);
-        int64_t top = scalar(r->conn, "SELECT coalesce(max(seq), 0) FROM lex_log", &src);
+        int64_t floor = store_scalar(r->conn, "SELECT coalesce(min(seq), 0) FROM lex_log", &src);
+        int64_t top = store_scalar(r->conn, "SELECT coalesce(max(seq), 0) FROM lex_log", &src);
         ok = !src && h.log_seq <= top && (floor == 0 || h.log_seq + 1 >= floor);
     }
     if (!ok) { free(body); return; }
@@ -827,7 +813,7 @@ plumb_status bm25_verify(plumb_db *db, void (*report)(void *, const char *, cons
     for (int attempt = 0; attempt < 100; attempt++) {
         int src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
         if (src) { rc = store_err(r->conn, src, "begin read"); break; }
-        int64_t gen = scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
+        int64_t gen = store_scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
         if (src) { rc = store_err(r->conn, src, "read generation"); sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL); break; }
         const char *why = side_problem(db->bm25, gen, why_buf, sizeof why_buf);
         if (why && strcmp(why, "absent")) {
@@ -877,7 +863,7 @@ plumb_status bm25_verify(plumb_db *db, void (*report)(void *, const char *, cons
             }
             *problems += bad;
             /* and FTS5's own counts of the same chunks */
-            int64_t rows = scalar(r->conn, "SELECT count(*) FROM chunks_fts_docsize", &src);
+            int64_t rows = store_scalar(r->conn, "SELECT count(*) FROM chunks_fts_docsize", &src);
             if (!src && rows != b->live) {
                 snprintf(m, sizeof m, "FTS5 holds %lld rows, the chunks table %lld",
                          (long long)rows, (long long)b->live);
@@ -918,8 +904,8 @@ plumb_status bm25_persist(plumb_db *db) {
     for (int attempt = 0; attempt < 100; attempt++) {
         int src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
         if (src) { rc = store_err(r->conn, src, "begin read"); break; }
-        int64_t gen = scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
-        int64_t chunks = scalar(r->conn, "SELECT count(*) FROM chunks", &src);
+        int64_t gen = store_scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
+        int64_t chunks = store_scalar(r->conn, "SELECT count(*) FROM chunks", &src);
         if (src) rc = store_err(r->conn, src, "read generation");
         else if (chunks < min_chunks) { sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL); break; }
         else rc = bm25_sync(db->bm25, r, gen);

@@ -561,20 +561,6 @@ static void say(const plumb_embed_params *p, plumb_msg_level lv, const char *fmt
     p->message(p->arg, lv, m);
 }
 
-static int64_t q1(sqlite3 *c, const char *sql, int *src) {
-    sqlite3_stmt *st = NULL;
-    int64_t x = 0;
-    if (*src) return 0;
-    *src = sqlite3_prepare_v2(c, sql, -1, &st, NULL);
-    if (!*src) {
-        int s = sqlite3_step(st);
-        if (s == SQLITE_ROW) x = sqlite3_column_int64(st, 0);
-        else if (s != SQLITE_DONE) *src = s;
-    }
-    sqlite3_finalize(st);
-    return x;
-}
-
 /* Start a new epoch with the given row (caller holds wlock, no txn open). */
 static plumb_status new_epoch(plumb_db *db, const char *kind, const char *model, int dim,
                               const char *params, int64_t trained_chunks, const trained *t,
@@ -582,7 +568,7 @@ static plumb_status new_epoch(plumb_db *db, const char *kind, const char *model,
     plumb_status rc = store_begin(db);
     if (rc) return rc;
     int src = 0;
-    int64_t epoch = q1(db->w, "SELECT coalesce(max(epoch), 0) + 1 FROM embedder", &src);
+    int64_t epoch = store_scalar(db->w, "SELECT coalesce(max(epoch), 0) + 1 FROM embedder", &src);
     sqlite3_stmt *st = NULL;
     if (!src) src = sqlite3_exec(db->w, "DELETE FROM embedder; DELETE FROM vectors; "
                                         "DELETE FROM vec_log;", NULL, NULL, NULL);
@@ -628,7 +614,7 @@ static plumb_status new_epoch(plumb_db *db, const char *kind, const char *model,
 static plumb_status fill_missing(plumb_db *db, const embed_model *m, const plumb_embed_params *p,
                                  plumb_embed_stats *st) {
     int src = 0;
-    int64_t todo = q1(db->w, "SELECT count(*) FROM chunks WHERE id NOT IN (SELECT chunk FROM "
+    int64_t todo = store_scalar(db->w, "SELECT count(*) FROM chunks WHERE id NOT IN (SELECT chunk FROM "
                       "vectors)", &src);
     if (src) return store_err(db->w, src, "count chunks without vectors");
     sqlite3_stmt *sel = NULL, *ins = NULL;
@@ -730,9 +716,9 @@ done:
 
 plumb_status embed_run(plumb_db *db, const plumb_embed_params *p, plumb_embed_stats *st) {
     int src = 0;
-    int64_t epoch = q1(db->w, "SELECT coalesce((SELECT value FROM settings WHERE key = "
+    int64_t epoch = store_scalar(db->w, "SELECT coalesce((SELECT value FROM settings WHERE key = "
                        "'vec_epoch'), 0)", &src);
-    int64_t chunks = q1(db->w, "SELECT count(*) FROM chunks", &src);
+    int64_t chunks = store_scalar(db->w, "SELECT count(*) FROM chunks", &src);
     if (src) return store_err(db->w, src, "read embedder state");
     embed_model *cur = NULL;
     plumb_status rc = PLUMB_OK;
@@ -833,7 +819,7 @@ plumb_status embed_run(plumb_db *db, const plumb_embed_params *p, plumb_embed_st
     if (st) {
         st->embed_s = now_s() - te;
         src = 0;
-        st->missing = q1(db->w, "SELECT count(*) FROM chunks WHERE id NOT IN (SELECT chunk FROM "
+        st->missing = store_scalar(db->w, "SELECT count(*) FROM chunks WHERE id NOT IN (SELECT chunk FROM "
                          "vectors)", &src);
         if (!st->trained_chunks) st->trained_chunks = cur->trained_chunks;
     }
@@ -843,10 +829,10 @@ plumb_status embed_run(plumb_db *db, const plumb_embed_params *p, plumb_embed_st
 
 plumb_status embed_info(plumb_db *db, sqlite3 *conn, plumb_stats *out) {
     int src = 0;
-    int64_t epoch = q1(conn, "SELECT coalesce((SELECT value FROM settings WHERE key = "
+    int64_t epoch = store_scalar(conn, "SELECT coalesce((SELECT value FROM settings WHERE key = "
                        "'vec_epoch'), 0)", &src);
     if (src) return store_err(conn, src, "statistics");
-    out->vec_count = q1(conn, "SELECT count(*) FROM vectors", &src);
+    out->vec_count = store_scalar(conn, "SELECT count(*) FROM vectors", &src);
     out->vec_missing = out->chunks - out->vec_count;
     if (src) return store_err(conn, src, "statistics");
     if (epoch <= 0) { out->vec_missing = 0; return PLUMB_OK; }

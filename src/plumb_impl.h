@@ -531,6 +531,11 @@ plumb_status store_files_unseen(plumb_db *db, const char *root,
 
 plumb_status store_stats(plumb_db *db, plumb_stats *out);
 
+/* The first column of the first row of `sql` on conn (0 when no row).
+** Does nothing when *src is already an error; sets *src to the SQLite
+** error code on failure, so calls chain and are checked once. */
+int64_t store_scalar(sqlite3 *c, const char *sql, int *src);
+
 /* ======================================================================
 ** qlog.c -- the query log and feedback (public API: plumb_log_*,
 ** plumb_feedback_add, plumb_export_qrels; essay at the top of qlog.c)

@@ -849,7 +849,7 @@ plumb_status store_file_delete(plumb_db *db, int64_t file_id, int64_t *ndocs) {
 /* Statistics                                                         */
 /* ---------------------------------------------------------------- */
 
-static int64_t count(sqlite3 *c, const char *sql, int *src) {
+int64_t store_scalar(sqlite3 *c, const char *sql, int *src) {
     sqlite3_stmt *st = NULL;
     int64_t v = 0;
     if (*src) return 0;
@@ -897,10 +897,10 @@ plumb_status store_stats(plumb_db *db, plumb_stats *out) {
     if (rc) return rc;
     int src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
     out->format_version = db->set.format_version;
-    out->generation = count(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
-    out->documents = count(r->conn, "SELECT count(*) FROM documents", &src);
-    out->chunks = count(r->conn, "SELECT count(*) FROM chunks", &src);
-    out->files = count(r->conn, "SELECT count(*) FROM files", &src);
+    out->generation = store_scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
+    out->documents = store_scalar(r->conn, "SELECT count(*) FROM documents", &src);
+    out->chunks = store_scalar(r->conn, "SELECT count(*) FROM chunks", &src);
+    out->files = store_scalar(r->conn, "SELECT count(*) FROM files", &src);
     if (!src) fts_totals(r->conn, &out->tokens_title, &out->tokens_body);
     if (src) rc = store_err(r->conn, src, "statistics");
     else rc = embed_info(db, r->conn, out);

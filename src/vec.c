@@ -238,20 +238,6 @@ static void del_vec(vec_index *v, int64_t cid) {
 /* Keeping in step with a snapshot                                    */
 /* ---------------------------------------------------------------- */
 
-static int64_t scalar(sqlite3 *c, const char *sql, int *src) {
-    sqlite3_stmt *st = NULL;
-    int64_t x = 0;
-    if (*src) return 0;
-    *src = sqlite3_prepare_v2(c, sql, -1, &st, NULL);
-    if (!*src) {
-        int s = sqlite3_step(st);
-        if (s == SQLITE_ROW) x = sqlite3_column_int64(st, 0);
-        else if (s != SQLITE_DONE) *src = s;
-    }
-    sqlite3_finalize(st);
-    return x;
-}
-
 /* Decode a stored vector; PLUMB_CORRUPT names the chunk when its size is wrong. */
 static plumb_status blob_vec(sqlite3_stmt *st, int col, int64_t cid, uint32_t dim, float *out) {
     const void *b = sqlite3_column_blob(st, col);
@@ -266,7 +252,7 @@ static plumb_status blob_vec(sqlite3_stmt *st, int col, int64_t cid, uint32_t di
 /* The epoch and dimension the reader's snapshot has. */
 static plumb_status snap_epoch(reader *r, int64_t *epoch, uint32_t *dim) {
     int src = 0;
-    *epoch = scalar(r->conn, "SELECT coalesce((SELECT value FROM settings WHERE "
+    *epoch = store_scalar(r->conn, "SELECT coalesce((SELECT value FROM settings WHERE "
                     "key = 'vec_epoch'), 0)", &src);
     *dim = 0;
     if (!src && *epoch > 0) {
@@ -298,11 +284,11 @@ static plumb_status rebuild(vec_index *v, reader *r, int64_t gen, int64_t epoch,
     v->nbin = (dim + 7) / 8;
     v->layout = new_layout();
     int src = 0;
-    int64_t seq = scalar(r->conn, "SELECT coalesce(max(seq), 0) FROM vec_log", &src);
+    int64_t seq = store_scalar(r->conn, "SELECT coalesce(max(seq), 0) FROM vec_log", &src);
     if (src) return store_err(r->conn, src, "read vector log");
     plumb_status rc = PLUMB_OK;
     if (epoch > 0) {
-        int64_t cnt = scalar(r->conn, "SELECT count(*) FROM vectors", &src);
+        int64_t cnt = store_scalar(r->conn, "SELECT count(*) FROM vectors", &src);
         if (src) return store_err(r->conn, src, "count vectors");
         if (cnt > UINT32_MAX - 1) return err_set(PLUMB_MISUSE, "more than 4 billion vectors");
         if (cnt && grow(v, (uint32_t)cnt)) { clear(v); return err_set(PLUMB_NOMEM, "vector store"); }
@@ -331,7 +317,7 @@ static plumb_status rebuild(vec_index *v, reader *r, int64_t gen, int64_t epoch,
 
 static plumb_status catch_up(vec_index *v, reader *r, int64_t gen) {
     int src = 0;
-    int64_t floor = scalar(r->conn, "SELECT coalesce(min(seq), 0) FROM vec_log", &src);
+    int64_t floor = store_scalar(r->conn, "SELECT coalesce(min(seq), 0) FROM vec_log", &src);
     if (src) return store_err(r->conn, src, "read vector log");
     if (floor > v->log_seq + 1 || (v->ndead > 1024 && v->ndead > v->n / 4))
         return rebuild(v, r, gen, v->epoch, v->dim);
@@ -603,8 +589,8 @@ static void load(vec_index *v, reader *r, int64_t gen, int64_t epoch, uint32_t d
     }
     if (ok) {
         int src = 0;
-        int64_t floor = scalar(r->conn, "SELECT coalesce(min(seq), 0) FROM vec_log", &src);
-        int64_t top = scalar(r->conn, "SELECT coalesce(max(seq), 0) FROM vec_log", &src);
+        int64_t floor = store_scalar(r->conn, "SELECT coalesce(min(seq), 0) FROM vec_log", &src);
+        int64_t top = store_scalar(r->conn, "SELECT coalesce(max(seq), 0) FROM vec_log", &src);
         ok = !src && h.log_seq <= top && (floor == 0 || h.log_seq + 1 >= floor);
     }
     if (!ok) { fclose(f); return; }
@@ -773,8 +759,8 @@ plumb_status vec_persist(plumb_db *db, const char *ann_factory, int ann_force, i
     for (int attempt = 0; attempt < 100; attempt++) {
         int src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
         if (src) { rc = store_err(r->conn, src, "begin read"); break; }
-        int64_t gen = scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
-        int64_t nv = scalar(r->conn, "SELECT count(*) FROM vectors", &src);
+        int64_t gen = store_scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
+        int64_t nv = store_scalar(r->conn, "SELECT count(*) FROM vectors", &src);
         if (src) rc = store_err(r->conn, src, "read generation");
         else if (nv == 0 || (nv < min_side && !ann_force)) {
             sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL); /* nothing worth a file */
@@ -859,7 +845,7 @@ plumb_status vec_verify(plumb_db *db, void (*report)(void *, const char *, const
     for (int attempt = 0; attempt < 100; attempt++) {
         int src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
         if (src) { rc = store_err(r->conn, src, "begin read"); break; }
-        int64_t gen = scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
+        int64_t gen = store_scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
         if (src) { rc = store_err(r->conn, src, "read generation"); sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL); break; }
         int64_t epoch;
         uint32_t dim;
@@ -879,8 +865,8 @@ plumb_status vec_verify(plumb_db *db, void (*report)(void *, const char *, const
         }
         if (rc == PLUMB_OK) {
             /* every stored vector, exactly as the store holds it */
-            int64_t nvec = scalar(r->conn, "SELECT count(*) FROM vectors", &src);
-            int64_t orphans = scalar(r->conn, "SELECT count(*) FROM vectors WHERE chunk NOT IN "
+            int64_t nvec = store_scalar(r->conn, "SELECT count(*) FROM vectors", &src);
+            int64_t orphans = store_scalar(r->conn, "SELECT count(*) FROM vectors WHERE chunk NOT IN "
                                      "(SELECT id FROM chunks)", &src);
             if (orphans) PROBLEM("%lld vectors belong to no chunk", (long long)orphans);
             if (epoch == 0 && nvec) PROBLEM("%lld vectors but no embedder epoch", (long long)nvec);
