@@ -694,10 +694,6 @@ static void load(bm25_index *ix, reader *r, int64_t gen) {
     ix->built = 1;
 }
 
-static int write_all(FILE *f, const void *p, size_t n) {
-    return n && fwrite(p, 1, n, f) != n ? -1 : 0;
-}
-
 /* Remove "<side>.tmp<pid>" files left by processes that died mid-save
 ** (a kill between create and rename); a live writer's file is kept. */
 static void sweep_stale(const bm25_index *ix) {
@@ -776,7 +772,7 @@ static plumb_status save(bm25_index *ix) {
     FILE *f = fopen(tmp, "wb");
     if (!f) rc = err_set(PLUMB_IO, "%s: %s", tmp, strerror(errno));
     else {
-        int bad = write_all(f, &h, sizeof h) || write_all(f, body, total);
+        int bad = store_write_all(f, &h, sizeof h) || store_write_all(f, body, total);
         bad |= fflush(f) != 0;
         bad |= fsync(fileno(f)) != 0;
         bad |= fclose(f) != 0;
@@ -784,15 +780,7 @@ static plumb_status save(bm25_index *ix) {
         else if (rename(tmp, ix->side_path) != 0)
             rc = err_set(PLUMB_IO, "rename %s: %s", ix->side_path, strerror(errno));
         if (rc) unlink(tmp);
-        else {
-            /* make the rename itself durable */
-            char *slash = strrchr(ix->side_path, '/');
-            char dir[4096];
-            if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - ix->side_path + 1), ix->side_path);
-            else snprintf(dir, sizeof dir, ".");
-            int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-            if (dfd >= 0) { fsync(dfd); close(dfd); }
-        }
+        else store_fsync_dir(ix->side_path); /* make the rename itself durable */
     }
     free(tmp);
     free(body);

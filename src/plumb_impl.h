@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdarg.h>
+#include <stdio.h>
 
 #define PLUMB_INTERNAL __attribute__((visibility("hidden")))
 
@@ -440,6 +441,7 @@ typedef struct reader {
     sqlite3 *conn;
     tok_ctx *tok;             /* query tokenization and snippets */
     sqlite3_stmt *st_gen;     /* current generation */
+    sqlite3_stmt *st_epoch;   /* settings.vec_epoch (no row: no vectors) */
     sqlite3_stmt *st_bm25;    /* BM25F by FTS5 auxiliary function (reference) */
     sqlite3_stmt *st_fts5;    /* FTS5 bm25() top-k (baseline) */
     sqlite3_stmt *st_hit;     /* chunk + document fields of one hit */
@@ -535,6 +537,11 @@ plumb_status store_stats(plumb_db *db, plumb_stats *out);
 ** Does nothing when *src is already an error; sets *src to the SQLite
 ** error code on failure, so calls chain and are checked once. */
 int64_t store_scalar(sqlite3 *c, const char *sql, int *src);
+/* Side files (bm25.c, vec.c) are written to a temporary name, fsynced and
+** renamed: fwrite all of p (0 on success), and fsync the directory that
+** holds path so the rename itself is durable. */
+int store_write_all(FILE *f, const void *p, size_t n);
+void store_fsync_dir(const char *path);
 
 /* ======================================================================
 ** qlog.c -- the query log and feedback (public API: plumb_log_*,

@@ -51,16 +51,11 @@ static int64_t read_generation(reader *r) {
 }
 
 static int64_t read_epoch(reader *r, int *src) {
-    sqlite3_stmt *st = NULL;
     int64_t e = 0;
-    *src = sqlite3_prepare_v2(r->conn, "SELECT value FROM settings WHERE key = 'vec_epoch'", -1,
-                              &st, NULL);
-    if (!*src) {
-        int s = sqlite3_step(st);
-        if (s == SQLITE_ROW) e = sqlite3_column_int64(st, 0);
-        else if (s != SQLITE_DONE) *src = s;
-    }
-    sqlite3_finalize(st);
+    int s = sqlite3_step(r->st_epoch);
+    if (s == SQLITE_ROW) e = sqlite3_column_int64(r->st_epoch, 0);
+    *src = s == SQLITE_ROW || s == SQLITE_DONE ? SQLITE_OK : s;
+    sqlite3_reset(r->st_epoch);
     return e;
 }
 

@@ -15,6 +15,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -365,6 +366,7 @@ done:
 static void reader_free(reader *r) {
     if (!r) return;
     sqlite3_finalize(r->st_gen);
+    sqlite3_finalize(r->st_epoch);
     sqlite3_finalize(r->st_bm25);
     sqlite3_finalize(r->st_fts5);
     sqlite3_finalize(r->st_hit);
@@ -414,6 +416,7 @@ plumb_status store_reader_get(plumb_db *db, reader **out) {
     if (!rc) rc = exec(r->conn, "PRAGMA query_only=1", "configure reader");
     if (!rc && !(r->tok = tok_new(db->set.language, db->set.stopwords))) rc = PLUMB_NOMEM;
     if (!rc) rc = prep(r->conn, "SELECT value FROM settings WHERE key='generation'", &r->st_gen);
+    if (!rc) rc = prep(r->conn, "SELECT value FROM settings WHERE key='vec_epoch'", &r->st_epoch);
     if (!rc) rc = prep(r->conn,
                        "SELECT rowid, plumb_bm25(chunks_fts, ?1) AS s FROM chunks_fts "
                        "WHERE chunks_fts MATCH ?2 ORDER BY s DESC, rowid ASC LIMIT ?3",
@@ -848,6 +851,19 @@ plumb_status store_file_delete(plumb_db *db, int64_t file_id, int64_t *ndocs) {
 /* ---------------------------------------------------------------- */
 /* Statistics                                                         */
 /* ---------------------------------------------------------------- */
+
+int store_write_all(FILE *f, const void *p, size_t n) {
+    return n && fwrite(p, 1, n, f) != n ? -1 : 0;
+}
+
+void store_fsync_dir(const char *path) {
+    const char *slash = strrchr(path, '/');
+    char dir[4096];
+    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path + 1), path);
+    else snprintf(dir, sizeof dir, ".");
+    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (dfd >= 0) { fsync(dfd); close(dfd); }
+}
 
 int64_t store_scalar(sqlite3 *c, const char *sql, int *src) {
     sqlite3_stmt *st = NULL;

@@ -644,19 +644,6 @@ static void load(vec_index *v, reader *r, int64_t gen, int64_t epoch, uint32_t d
     }
 }
 
-static int write_all(FILE *f, const void *p, size_t n) {
-    return n && fwrite(p, 1, n, f) != n ? -1 : 0;
-}
-
-static void fsync_dir_of(const char *path) {
-    const char *slash = strrchr(path, '/');
-    char dir[4096];
-    if (slash) snprintf(dir, sizeof dir, "%.*s", (int)(slash - path + 1), path);
-    else snprintf(dir, sizeof dir, ".");
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (dfd >= 0) { fsync(dfd); close(dfd); }
-}
-
 /* Write the store (caller holds the read lock and save_lock). */
 static plumb_status save(vec_index *v) {
     side_hdr h;
@@ -690,10 +677,10 @@ static plumb_status save(vec_index *v) {
     if (!f) rc = err_set(PLUMB_IO, "%s: %s", tmp, strerror(errno));
     else {
         static const char zero[64];
-        int bad = write_all(f, &h, sizeof h);
+        int bad = store_write_all(f, &h, sizeof h);
         for (int i = 0; !bad && i < 6; i++)
-            bad = write_all(f, s[i].p, s[i].bytes) ||
-                  write_all(f, zero, al64(s[i].bytes) - s[i].bytes);
+            bad = store_write_all(f, s[i].p, s[i].bytes) ||
+                  store_write_all(f, zero, al64(s[i].bytes) - s[i].bytes);
         bad |= fflush(f) != 0;
         bad |= fsync(fileno(f)) != 0;
         bad |= fclose(f) != 0;
@@ -701,7 +688,7 @@ static plumb_status save(vec_index *v) {
         else if (rename(tmp, v->side_path) != 0)
             rc = err_set(PLUMB_IO, "rename %s: %s", v->side_path, strerror(errno));
         if (rc) unlink(tmp);
-        else fsync_dir_of(v->side_path);
+        else store_fsync_dir(v->side_path);
     }
     free(tmp);
     if (!rc) v->applied = 0;
@@ -731,7 +718,7 @@ static plumb_status build_ann(vec_index *v, const char *factory, int ef_search) 
     }
     if (!rc) rc = ann_save(a, v->ann_path);
     if (rc) { ann_free(a); return rc; }
-    fsync_dir_of(v->ann_path);
+    store_fsync_dir(v->ann_path);
     ann_free(v->ann);
     v->ann = a;
     v->ann_n = n;

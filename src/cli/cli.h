@@ -83,6 +83,8 @@ const char *cli_db_path(const char *opt);
 /* Open an existing index (create = 0). On failure report it and return
 ** the exit code (CLI_EXIT_NOINDEX or CLI_EXIT_FAIL); 0 on success. */
 int cli_open_existing(const char *path, int readonly, plumb_db **out);
+/* A query from several arguments: joined with single spaces; malloc'd, NULL on OOM. */
+char *cli_join_args(const char *const *args, int n);
 
 /* Report a failed plumb_open of `path`; returns the exit code to use. */
 int cli_open_failed(const char *path, plumb_status rc);

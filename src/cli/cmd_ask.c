@@ -133,21 +133,6 @@ void cmd_ask_help(FILE *f) {
             "  plumb ask --dry-run --json --order ends 'RRF k=60' | jq .citations\n");
 }
 
-static char *join_args(const char *const *args, int n) {
-    size_t len = 1;
-    for (int i = 0; i < n; i++) len += strlen(args[i]) + 1;
-    char *q = malloc(len), *w = q;
-    if (!q) return NULL;
-    for (int i = 0; i < n; i++) {
-        size_t l = strlen(args[i]);
-        if (i) *w++ = ' ';
-        memcpy(w, args[i], l);
-        w += l;
-    }
-    *w = 0;
-    return q;
-}
-
 /* Read a template file; trailing newlines are dropped (an editor's
 ** final newline is not part of the template). NULL with a message on
 ** failure. */
@@ -536,7 +521,7 @@ int cmd_ask(int argc, char **argv) {
             goto done;
         }
     }
-    question = join_args(words, nwords);
+    question = cli_join_args(words, nwords);
     if (!question) {
         fputs("plumb: out of memory\n", stderr);
         code = CLI_EXIT_FAIL;

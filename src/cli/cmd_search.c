@@ -106,22 +106,6 @@ void cmd_search_help(FILE *f) {
             sp.k);
 }
 
-/* The query: the positional arguments joined with single spaces. */
-static char *join_args(const char *const *args, int n) {
-    size_t len = 1;
-    for (int i = 0; i < n; i++) len += strlen(args[i]) + 1;
-    char *q = malloc(len), *w = q;
-    if (!q) return NULL;
-    for (int i = 0; i < n; i++) {
-        size_t l = strlen(args[i]);
-        if (i) *w++ = ' ';
-        memcpy(w, args[i], l);
-        w += l;
-    }
-    *w = 0;
-    return q;
-}
-
 static void print_json(const char *query, const plumb_hits *h, int with_text, int logged) {
     printf("{\"query\":");
     cli_json_str(stdout, query);
@@ -369,7 +353,7 @@ int cmd_search(int argc, char **argv) {
         fputs("plumb: warning: --k1 and --b have no effect with --fts5 (its bm25() has "
               "k1=1.2, b=0.75)\n",
               stderr);
-    query = join_args(words, nwords);
+    query = cli_join_args(words, nwords);
     if (!query) {
         fputs("plumb: out of memory\n", stderr);
         code = CLI_EXIT_FAIL;

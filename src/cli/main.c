@@ -225,6 +225,22 @@ int cli_open_failed(const char *path, plumb_status rc) {
     }
 }
 
+/* The positional arguments joined with single spaces (malloc'd; NULL on OOM). */
+char *cli_join_args(const char *const *args, int n) {
+    size_t len = 1;
+    for (int i = 0; i < n; i++) len += strlen(args[i]) + 1;
+    char *q = malloc(len), *w = q;
+    if (!q) return NULL;
+    for (int i = 0; i < n; i++) {
+        size_t l = strlen(args[i]);
+        if (i) *w++ = ' ';
+        memcpy(w, args[i], l);
+        w += l;
+    }
+    *w = 0;
+    return q;
+}
+
 int cli_open_existing(const char *path, int readonly, plumb_db **out) {
     plumb_open_params op;
     plumb_open_params_init(&op);
