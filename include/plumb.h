@@ -369,6 +369,20 @@ typedef struct plumb_search_params {
     int log;             /* 1: record this search in the index's query log
                             when logging is on for the index (default 1);
                             evaluation searches set 0 */
+    /* ---- stage 2's reranker (see "Tuning" below); NULL / <= 0: the
+    ** index's stored default (settings rerank_kind, rerank_url,
+    ** rerank_model, rerank_timeout_ms; see plumb_config_set) ---- */
+    const char *reranker;      /* "features" (built in) or "http": a
+                                  /rerank service (Cohere/Jina/TEI shape) */
+    const char *rerank_url;    /* http: base URL, e.g. "http://127.0.0.1:8080/v1"
+                                  ("/rerank" is appended); else $PLUMB_RERANK_URL,
+                                  else the stored one */
+    const char *rerank_model;  /* http: model name sent; else $PLUMB_RERANK_MODEL,
+                                  else the stored one ("" sends none) */
+    int rerank_timeout_ms;     /* http: time limit per attempt (default 10000);
+                                  the call is retried twice on timeouts, 408,
+                                  429 and 5xx. The API key is never stored:
+                                  $PLUMB_RERANK_API_KEY */
 } plumb_search_params;
 
 PLUMB_API void plumb_search_params_init(plumb_search_params *p);
@@ -404,6 +418,20 @@ typedef struct plumb_hits {
                          feedback"); 0 when it was not logged, or when its id
                          is given only as the entry is written (the index
                          stayed locked by writers) */
+    /* stage 2, as it ran */
+    const char *rerank_kind; /* "features" or "http" (static text); NULL when
+                                stage 2 did not run (N = 0, no query terms or
+                                no candidates) */
+    int rerank_n;            /* candidates handed to the reranker; 0: none */
+    int rerank_fallback;     /* 1: the "http" reranker failed (after its
+                                retries: error status, timeout, refused
+                                connection, malformed answer) and the hits
+                                are in stage-1 order with stage-1 scores
+                                (score_rerank NAN); the search itself
+                                succeeded */
+    const char *rerank_error; /* with rerank_fallback: why, naming the URL and
+                                 the status or the server's message; else
+                                 NULL. Lives as long as the plumb_hits */
 } plumb_hits;
 
 /* Search the index. An empty query, or one with only stop words, returns
@@ -448,6 +476,12 @@ typedef struct plumb_stats {
     int64_t embed_added_since;    /* chunks embedded by folding in since then */
     char ann_type[64];     /* FAISS factory string, or "" without an ANN index */
     int64_t ann_count, ann_bytes, ann_deleted;
+    /* stage 2's stored defaults (settings; see plumb_config_set) */
+    char rerank_kind[16];  /* "features" or "http" */
+    int rerank;            /* N: candidates reranked; 0: off */
+    char rerank_url[512];  /* "http": the stored base URL ("" when none) */
+    char rerank_model[128];/* "http": the stored model ("" when none) */
+    int rerank_timeout_ms; /* "http": per attempt */
 } plumb_stats;
 
 PLUMB_API plumb_status plumb_stats_get(plumb_db *db, plumb_stats *out);
@@ -1554,6 +1588,46 @@ PLUMB_API plumb_status plumb_check(plumb_db *db,
                                    void (*report)(void *arg, const char *part,
                                                   const char *problem),
                                    void *arg, int64_t *problems);
+
+/* ------------------------------------------------------------------ */
+/* Index settings (src/config.c)                                       */
+/* ------------------------------------------------------------------ */
+/*
+** The defaults a search uses when its plumb_search_params leave a field
+** unset are stored in the index, as settings keys. plumb_config_set
+** validates a value and stores it; plumb_config_get reads it back. Only
+** the keys plumb_config_key_at lists may be read or written this way
+** (the others -- language, chunking, the embedder -- are fixed when the
+** index or its vectors are made). A handle reads the settings once, when
+** it opens: a change is seen by handles opened after it, not by the one
+** that made it nor by others already open.
+*/
+
+typedef struct plumb_config_key {
+    const char *name;    /* "bm25_k1" */
+    const char *allowed; /* the values accepted, for messages: "a number from 0 to 1000" */
+    const char *def;     /* the built-in default as text ("" for none) */
+    const char *what;    /* one line: what it does */
+} plumb_config_key;
+
+/* The i-th settable key (static data), or NULL past the last one. */
+PLUMB_API const plumb_config_key *plumb_config_key_at(size_t i);
+
+#define PLUMB_CONFIG_VALUE_MAX 1024 /* bytes, NUL included, of any value */
+
+/* Copy the value stored for `key` (or, when none is, its built-in
+** default) into value[0..cap), NUL-terminated; "fusion" reads as its
+** name. *is_set (may be NULL) is 1 when the index stores a value.
+** PLUMB_MISUSE for a key not in the list (the message lists them) or a
+** cap below PLUMB_CONFIG_VALUE_MAX. Works on read-only handles. */
+PLUMB_API plumb_status plumb_config_get(plumb_db *db, const char *key, char *value, size_t cap,
+                                        int *is_set);
+
+/* Validate `value` for `key` and store it; value NULL restores the
+** built-in default. PLUMB_MISUSE, naming the key, the value and what is
+** allowed, for a value out of range or a key not in the list, on a
+** read-only handle, and inside a batch. */
+PLUMB_API plumb_status plumb_config_set(plumb_db *db, const char *key, const char *value);
 
 #ifdef __cplusplus
 }

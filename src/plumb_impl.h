@@ -415,12 +415,18 @@ typedef struct idx_settings {
     int k_lex, k_dense, rerank;
     int prf_docs;               /* dense pseudo-relevance feedback (search.c) */
     double prf_weight;
-    /* stage 2 (rerank.c): which reranker ("features"; "http" is planned:
-    ** settings key rerank_kind) and the feature model's weights (settings
-    ** key rerank_weights, "name=value,..."; missing names keep the
-    ** shipped defaults) */
+    /* stage 2 (rerank.c): which reranker (settings key rerank_kind:
+    ** "features" or "http"; checked where it is used, so that plumb config
+    ** can still repair a bad value) and the feature model's weights
+    ** (settings key rerank_weights, "name=value,..."; missing names keep
+    ** the shipped defaults) */
     char rerank_kind[16];
     double rerank_w[13];        /* RERANK_NFEAT */
+    /* the "http" reranker (rerank_http.c): keys rerank_url, rerank_model,
+    ** rerank_timeout_ms; "" / 0 when not stored */
+    char rerank_url[512];
+    char rerank_model[128];
+    int rerank_timeout_ms;      /* per attempt */
 } idx_settings;
 
 typedef struct bm25_index bm25_index;
@@ -489,8 +495,9 @@ void store_reader_put(plumb_db *db, reader *r);
 plumb_status store_begin(plumb_db *db);
 plumb_status store_commit(plumb_db *db);
 void store_rollback(plumb_db *db);
-/* Write settings (key, value as text) in one transaction; takes wlock.
-** The handle's own db->set keeps what it read at open. */
+/* Write settings (key, value as text; a NULL value deletes the key) in
+** one transaction; takes wlock. The handle's own db->set keeps what it
+** read at open. */
 plumb_status store_put_settings(plumb_db *db, const char *const *keys, const char *const *vals,
                                 int n);
 
@@ -832,6 +839,8 @@ void rerank_normalise(rerank_cand *c, size_t n);
 double rerank_dot(const double *w, const double *f);
 /* score = w . feat; sort best first (ties: stage-1 order). */
 void rerank_score(rerank_cand *c, size_t n, const double *w);
+/* Sort c[0..n) by score, best first (ties: stage-1 order). */
+void rerank_sort(rerank_cand *c, size_t n);
 /* "bm25=1,dense=0.5": unnamed features keep the defaults. -1: malformed. */
 int rerank_weights_parse(const char *s, double *w);
 void rerank_weights_format(const double *w, buf *out);
@@ -843,6 +852,37 @@ void rerank_weights_format(const double *w, buf *out);
 ** after (NAN on OOM). For tests. */
 double tune_fit(const double *feat, const int *rel, const int *ideal_unused, size_t nq,
                 size_t per_q, double *w, int rounds, double *before);
+
+/* ======================================================================
+** rerank_http.c -- stage 2 over an HTTP /rerank service (http.c)
+** ==================================================================== */
+
+#define RERANK_HTTP_TIMEOUT_MS 10000 /* per attempt, when neither query nor index says */
+#define RERANK_HTTP_RETRIES 2        /* after the first attempt */
+#define RERANK_HTTP_DOC_BYTES 2048   /* title + text sent per candidate, at most */
+
+/* Where and how to call the service; the strings are borrowed from the
+** search parameters, the environment or db->set. */
+typedef struct rerank_http_target {
+    const char *url, *model, *api_key;
+    int timeout_ms;
+} rerank_http_target;
+
+/* The target of this search: parameter, else environment
+** ($PLUMB_RERANK_URL, _MODEL), else the index's setting; the key only
+** from $PLUMB_RERANK_API_KEY. PLUMB_MISUSE, naming every place looked
+** at, when there is no URL. */
+plumb_status rerank_http_target_of(const idx_settings *set, const plumb_search_params *p,
+                                   rerank_http_target *t);
+/* Scores for chunks rowid[0..n) against the query text: their titles and
+** texts read through r (inside its read transaction), each cut to
+** RERANK_HTTP_DOC_BYTES on a UTF-8 boundary, in one request. PLUMB_HTTP
+** / PLUMB_TIMEOUT when the service failed (plumb_errmsg names the URL). */
+plumb_status rerank_http_scores(reader *r, const rerank_http_target *t, const char *query,
+                                const int64_t *rowid, size_t n, double *scores);
+
+/* config.c: the reranker kinds, "features" and "http". */
+int config_rerank_kind_ok(const char *kind);
 
 /* ======================================================================
 ** search.c -- the search pipeline behind plumb_search

@@ -508,8 +508,10 @@ static int cmp_score(const void *a, const void *b) {
 
 void rerank_score(rerank_cand *c, size_t n, const double *w) {
     for (size_t i = 0; i < n; i++) c[i].score = rerank_dot(w, c[i].feat);
-    qsort(c, n, sizeof *c, cmp_score);
+    rerank_sort(c, n);
 }
+
+void rerank_sort(rerank_cand *c, size_t n) { qsort(c, n, sizeof *c, cmp_score); }
 
 /* ---------------------------------------------------------------- */
 /* Weights as text: "bm25=1,dense=0.6,..." (settings, parameter files) */

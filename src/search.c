@@ -14,8 +14,11 @@
 **      candidate is looked up too;
 **   3. fusion (fuse.c) of the two lists in hybrid mode;
 **   4. stage 2: the top N candidates (plumb_search_params.rerank, else the
-**      index's setting) rescored by the feature reranker (rerank.c) from
-**      the BM25 index's forward lists and the vector store, then re-sorted;
+**      index's setting) rescored, then re-sorted: by the feature reranker
+**      (rerank.c) from the BM25 index's forward lists and the vector
+**      store, or by an HTTP /rerank service (rerank_http.c). When the
+**      service fails the search keeps the stage-1 order and says so
+**      (plumb_hits.rerank_fallback);
 **   5. the hits' chunk and document fields, texts and snippets.
 ** Mode AUTO is hybrid when the snapshot has vectors and the query has a
 ** term the embedder knows, lexical otherwise. When the in-memory
@@ -34,6 +37,7 @@
 typedef struct hits_impl {
     plumb_hits pub;
     buf arena;
+    char rerank_error[1024]; /* plumb_hits.rerank_error's text */
 } hits_impl;
 
 static size_t arena_add(buf *a, const char *s, size_t n) {
@@ -256,24 +260,67 @@ static plumb_status fetch_hits(reader *r, const lex_query *q, const plumb_search
     return rc;
 }
 
-/* Stage 2: the top n of rk[0..nr) rescored by the feature reranker
-** (rerank.c) and re-sorted; the rest follow in stage-1 order, each
+/* Put rk[0..n) in the order of c[0..n) (sorted; c[i].order indexes rk)
+** with c's scores; the rest of rk[0..nr) follow in stage-1 order, each
 ** scored 1 below the one before it, so that a sort by score (as an
-** evaluation does) keeps the order. *busy as for stages(). With `sink`,
-** the normalised features of the n candidates are handed over (tune.c)
-** and the order is left alone. */
+** evaluation does) keeps the order. */
+static plumb_status rerank_apply(const rerank_cand *c, ranked *rk, size_t nr, size_t n) {
+    ranked *tmp = malloc(n * sizeof *tmp);
+    if (!tmp) return err_set(PLUMB_NOMEM, "rerank");
+    for (size_t i = 0; i < n; i++) {
+        tmp[i] = rk[c[i].order];
+        tmp[i].score = tmp[i].rerank = c[i].score;
+    }
+    memcpy(rk, tmp, n * sizeof *rk);
+    for (size_t i = n; i < nr; i++) rk[i].score = rk[n - 1].score - (double)(i - n + 1);
+    free(tmp);
+    return PLUMB_OK;
+}
+
+/* Stage 2 by an HTTP /rerank service. LOCKS: none of the in-memory
+** indexes' read locks (bm25_sync/vec_sync) is held here -- stages()
+** released them -- so writers and other searches' catch-up never wait
+** for the network. What the reader holds across the call is its SQLite
+** read transaction: a WAL snapshot, which blocks no writer (SQLite's and
+** qlog.c's checkpoints are PASSIVE; the WAL only cannot be reset past
+** the snapshot until the call ends, bounded by the time limit and its
+** retries). Keeping it means the hits' fields come from the snapshot
+** that ranked them. A service failure is not an error: the stage-1
+** order stays and h says why. */
+static plumb_status rerank_http_stage(reader *r, const rerank_http_target *t, const char *query,
+                                      ranked *rk, size_t nr, size_t n, hits_impl *h) {
+    rerank_cand *c = malloc(n * sizeof *c);
+    int64_t *ids = malloc(n * sizeof *ids);
+    double *sc = malloc(n * sizeof *sc);
+    plumb_status rc = c && ids && sc ? PLUMB_OK : err_set(PLUMB_NOMEM, "rerank");
+    for (size_t i = 0; !rc && i < n; i++) ids[i] = rk[i].rowid;
+    if (!rc) rc = rerank_http_scores(r, t, query, ids, n, sc);
+    if (rc == PLUMB_HTTP || rc == PLUMB_TIMEOUT) {
+        h->pub.rerank_fallback = 1;
+        snprintf(h->rerank_error, sizeof h->rerank_error, "%s", plumb_errmsg());
+        h->pub.rerank_error = h->rerank_error;
+        err_clear();
+        rc = PLUMB_OK;
+    } else if (!rc) {
+        for (size_t i = 0; i < n; i++)
+            c[i] = (rerank_cand){.rowid = rk[i].rowid, .order = (int)i, .score = sc[i]};
+        rerank_sort(c, n);
+        rc = rerank_apply(c, rk, nr, n);
+    }
+    free(c);
+    free(ids);
+    free(sc);
+    return rc;
+}
+
+/* Stage 2: the top n of rk[0..nr) rescored by the feature reranker
+** (rerank.c) and re-sorted (rerank_apply). *busy as for stages(). With
+** `sink`, the normalised features of the n candidates are handed over
+** (tune.c) and the order is left alone. */
 static plumb_status rerank_stage(plumb_db *db, reader *r, const lex_query *q, int64_t gen,
                                  const plumb_search_params *p, ranked *rk, size_t nr, size_t n,
                                  int *busy, search_sink *sink) {
     const idx_settings *set = &db->set;
-    if (n > nr) n = nr;
-    if (!n || q->nterms == 0) return PLUMB_OK;
-    /* the reranker kind: "features" is built in; an HTTP /rerank service
-    ** (http.c) plugs in here as another kind */
-    if (strcmp(set->rerank_kind, "features") != 0)
-        return err_set(PLUMB_MISUSE, "reranker kind '%s' (setting rerank_kind) is not available "
-                       "in this build; set it to 'features' or search with rerank = 0",
-                       set->rerank_kind);
     rerank_cand *c = malloc(n * sizeof *c);
     if (!c) return err_set(PLUMB_NOMEM, "rerank");
     plumb_status rc = bm25_sync(db->bm25, r, gen);
@@ -311,17 +358,9 @@ static plumb_status rerank_stage(plumb_db *db, reader *r, const lex_query *q, in
         return PLUMB_OK;
     }
     rerank_score(c, n, set->rerank_w);
-    ranked *tmp = malloc(n * sizeof *tmp);
-    if (!tmp) { free(c); return err_set(PLUMB_NOMEM, "rerank"); }
-    for (size_t i = 0; i < n; i++) {
-        tmp[i] = rk[c[i].order];
-        tmp[i].score = tmp[i].rerank = c[i].score;
-    }
-    memcpy(rk, tmp, n * sizeof *rk);
-    for (size_t i = n; i < nr; i++) rk[i].score = rk[n - 1].score - (double)(i - n + 1);
-    free(tmp);
+    rc = rerank_apply(c, rk, nr, n);
     free(c);
-    return PLUMB_OK;
+    return rc;
 }
 
 plumb_status search_run(plumb_db *db, const char *query, const plumb_search_params *p,
@@ -341,7 +380,23 @@ plumb_status search_run_ex(plumb_db *db, const char *query, const plumb_search_p
     embed_model *em = NULL;
     int64_t qv_epoch = -1;
     int in_txn = 0;
-    plumb_status rc = store_reader_get(db, &r);
+    /* stage 2's kind (tune.c's sink wants the features), checked before
+    ** any work: a misuse is never data-dependent */
+    int nrr = sink ? sink->n_rerank : p->rerank >= 0 ? p->rerank : db->set.rerank;
+    const char *kind = sink ? "features" : p->reranker ? p->reranker : db->set.rerank_kind;
+    rerank_http_target target;
+    plumb_status rc = PLUMB_OK;
+    if (nrr > 0 && !config_rerank_kind_ok(kind)) {
+        rc = p->reranker ? err_set(PLUMB_MISUSE, "plumb_search: unknown reranker '%s' "
+                                   "(features or http)", kind)
+                         : err_set(PLUMB_MISUSE, "setting rerank_kind = '%s' is not a reranker "
+                                   "(features or http): plumb config rerank_kind features",
+                                   kind);
+        goto done;
+    }
+    int http = nrr > 0 && !strcmp(kind, "http");
+    if (http && (rc = rerank_http_target_of(&db->set, p, &target))) goto done;
+    rc = store_reader_get(db, &r);
     if (rc) goto done;
     rc = lex_query_parse(r->tok, query, &q);
     if (rc) goto done;
@@ -383,11 +438,20 @@ plumb_status search_run_ex(plumb_db *db, const char *query, const plumb_search_p
         h->pub.matched = 0;
         rc = stages(db, r, &q, qv, h->pub.generation, p, mode, &busy, &rk, &nr, &h->pub.matched);
         if (rc) goto done;
-        int nrr = sink ? sink->n_rerank : p->rerank >= 0 ? p->rerank : db->set.rerank;
-        if (!busy && nrr > 0) {
-            rc = rerank_stage(db, r, &q, h->pub.generation, p, rk, nr, (size_t)nrr, &busy, sink);
+        size_t n2 = nrr > 0 && q.nterms > 0 ? (size_t)nrr < nr ? (size_t)nrr : nr : 0;
+        if (!busy && n2 > 0) {
+            h->pub.rerank_kind = http ? "http" : "features";
+            h->pub.rerank_n = (int)n2;
+            if (http) rc = rerank_http_stage(r, &target, query, rk, nr, n2, h);
+            else rc = rerank_stage(db, r, &q, h->pub.generation, p, rk, nr, n2, &busy, sink);
             if (rc) goto done;
-            if (busy) { free(rk); rk = NULL; nr = 0; }
+            if (busy) {
+                free(rk);
+                rk = NULL;
+                nr = 0;
+                h->pub.rerank_kind = NULL;
+                h->pub.rerank_n = 0;
+            }
         }
         if (busy && attempt < 1000) {
             /* an in-memory index moved past this snapshot: read a newer one */

@@ -182,6 +182,19 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
         else if (!strcmp(k, "rerank_kind")) {
             const char *v = (const char *)sqlite3_column_text(st, 1);
             snprintf(s->rerank_kind, sizeof s->rerank_kind, "%s", v ? v : "features");
+        } else if (!strcmp(k, "rerank_url") || !strcmp(k, "rerank_model")) {
+            const char *v = (const char *)sqlite3_column_text(st, 1);
+            int url = k[7] == 'u';
+            char *dst = url ? s->rerank_url : s->rerank_model;
+            size_t cap = url ? sizeof s->rerank_url : sizeof s->rerank_model;
+            if (v && strlen(v) >= cap) { /* plumb_config_set refuses these */
+                sqlite3_finalize(st);
+                return err_set(PLUMB_CORRUPT, "%s: settings: %s is longer than %zu bytes",
+                               db->path, url ? "rerank_url" : "rerank_model", cap - 1);
+            }
+            snprintf(dst, cap, "%s", v ? v : "");
+        } else if (!strcmp(k, "rerank_timeout_ms")) {
+            s->rerank_timeout_ms = sqlite3_column_int(st, 1);
         } else if (!strcmp(k, "rerank_weights")) {
             const char *v = (const char *)sqlite3_column_text(st, 1);
             if (rerank_weights_parse(v, s->rerank_w)) {
@@ -557,6 +570,19 @@ plumb_status store_put_settings(plumb_db *db, const char *const *keys, const cha
         if (src) rc = store_err(db->w, src, "write settings");
     }
     for (int i = 0; !rc && i < n; i++) {
+        if (!vals[i]) { /* back to the built-in default */
+            sqlite3_stmt *del = NULL;
+            int src = sqlite3_prepare_v2(db->w, "DELETE FROM settings WHERE key = ?1", -1, &del,
+                                         NULL);
+            if (!src) {
+                sqlite3_bind_text(del, 1, keys[i], -1, SQLITE_STATIC);
+                src = sqlite3_step(del);
+                if (src == SQLITE_DONE) src = SQLITE_OK;
+            }
+            if (src) rc = store_err(db->w, src, "write settings");
+            sqlite3_finalize(del);
+            continue;
+        }
         sqlite3_bind_text(st, 1, keys[i], -1, SQLITE_STATIC);
         /* numbers are stored as numbers, as at creation */
         char *end;
@@ -931,6 +957,12 @@ plumb_status store_stats(plumb_db *db, plumb_stats *out) {
     out->bm25_b = db->set.b;
     out->weight_title = db->set.wt;
     out->weight_body = db->set.wb;
+    snprintf(out->rerank_kind, sizeof out->rerank_kind, "%s", db->set.rerank_kind);
+    out->rerank = db->set.rerank;
+    snprintf(out->rerank_url, sizeof out->rerank_url, "%s", db->set.rerank_url);
+    snprintf(out->rerank_model, sizeof out->rerank_model, "%s", db->set.rerank_model);
+    out->rerank_timeout_ms = db->set.rerank_timeout_ms > 0 ? db->set.rerank_timeout_ms
+                                                           : RERANK_HTTP_TIMEOUT_MS;
     bm25_info_t bi;
     bm25_info(db->bm25, &bi);
     if (bi.built) {

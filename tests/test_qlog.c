@@ -549,7 +549,7 @@ static void test_content(void) {
     hh[1] = (plumb_hit){.doc_id = "d\"2", .chunk_id = 12, .score = 0.7, .score_lex = 7.25,
                         .score_dense = NAN, .score_fused = 0.7, .score_rerank = NAN,
                         .rank_lex = 1, .rank_dense = 0, .rank_fused = 2};
-    plumb_hits hy = {2, hh, 5, 1, 0};
+    plumb_hits hy = {.n = 2, .hit = hh, .matched = 5, .generation = 1};
     plumb_log_ask ha = {"hybrid?", NULL, &hy, NULL, -1, NULL, NULL, 1.0};
     CHECK_OK(plumb_log_record_ask(db, &ha, &aid));
     plumb_log_filter hf;
