@@ -534,6 +534,280 @@ static void test_rerank(void) {
 }
 
 /* ---------------------------------------------------------------- */
+/* Stage 2 over the service: plumb_search with reranker "http"         */
+/* ---------------------------------------------------------------- */
+
+#define RR_NDOC 12
+#define RR_N 5
+
+static const char *const rr_title[RR_NDOC] = {"Apple orchards", NULL, "Banana bread", NULL,
+    "Fruit", NULL, "Apple banana", NULL, "Cider", NULL, "Pie", NULL};
+static const char *const rr_text[RR_NDOC] = {
+    "apple trees grow in orchards apple apple", "a banana and an apple in a bowl",
+    "banana bread needs one apple too", "apple", "apple pie with banana custard and cream",
+    "the apple of my eye", "apple banana apple banana smoothie", "green apple sour taste",
+    "apple cider vinegar", "apple", "banana split with apple slices and nuts",
+    "apple apple apple apple banana"};
+
+/* The document as rerank_http.c sends it: title, blank line, text. */
+static void rr_doc(int i, char *out, size_t cap) {
+    snprintf(out, cap, "%s%s%s", rr_title[i] ? rr_title[i] : "", rr_title[i] ? "\n\n" : "",
+             rr_text[i]);
+}
+
+/* The server's score for the document with this id ("d3") and query. */
+static double rr_ref(const char *query, const char *doc_id) {
+    double q[DIM], d[DIM], s = 0;
+    char t[512];
+    rr_doc(atoi(doc_id + 1), t, sizeof t);
+    ref_embed(query, DIM, q);
+    ref_embed(t, DIM, d);
+    for (int j = 0; j < DIM; j++) s += q[j] * d[j];
+    return s;
+}
+
+static plumb_hits *rr_search(plumb_db *db, const char *query, const char *kind, const char *url,
+                             const char *model, int timeout_ms, int n, plumb_status want) {
+    plumb_search_params sp;
+    plumb_search_params_init(&sp);
+    sp.k = RR_NDOC;
+    sp.mode = PLUMB_MODE_LEXICAL;
+    sp.rerank = n;
+    sp.reranker = kind;
+    sp.rerank_url = url;
+    sp.rerank_model = model;
+    sp.rerank_timeout_ms = timeout_ms;
+    plumb_hits *h = NULL;
+    CHECK_RC(plumb_search(db, query, &sp, &h), want);
+    return h;
+}
+
+/* The hits are exactly the stage-1 hits (order, chunks and scores). */
+static int same_as_stage1(const plumb_hits *h, const plumb_hits *s1) {
+    if (!h || !s1 || h->n != s1->n) return 0;
+    for (size_t i = 0; i < h->n; i++)
+        if (h->hit[i].chunk_id != s1->hit[i].chunk_id || h->hit[i].score != s1->hit[i].score ||
+            !isnan(h->hit[i].score_rerank))
+            return 0;
+    return 1;
+}
+
+static void test_rerank_search(void) {
+    char path[128], url[96];
+    snprintf(path, sizeof path, "/tmp/plumb-test-rrhttp-%d.db", (int)getpid());
+    unlink(path);
+    unsetenv("PLUMB_RERANK_URL");
+    unsetenv("PLUMB_RERANK_MODEL");
+    setenv("PLUMB_RERANK_API_KEY", KEY, 1); /* the server wants it */
+    plumb_db *db = NULL;
+    CHECK_OK(plumb_open(path, NULL, &db));
+    for (int i = 0; i < RR_NDOC; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "d%d", i);
+        plumb_doc d = {.id = id, .title = rr_title[i], .text = rr_text[i]};
+        CHECK_OK(plumb_add(db, &d, NULL));
+    }
+    const char *query = "apple banana";
+    plumb_hits *s1 = rr_search(db, query, NULL, NULL, NULL, 0, 0, PLUMB_OK);
+    CHECK(s1 && s1->n == RR_NDOC && s1->rerank_kind == NULL && s1->rerank_n == 0);
+    if (!s1 || s1->n != RR_NDOC) { plumb_hits_free(s1); plumb_close(db); return; }
+
+    /* (a) the top N in the order of the server's scores (ties: stage 1),
+    ** (b) the rest in stage-1 order, below them */
+    plumb_hits *h = rr_search(db, query, "http", base, "plain:stage", 0, RR_N,
+                              PLUMB_OK);
+    if (h && h->n == RR_NDOC) {
+        CHECK_STR(h->rerank_kind, "http");
+        CHECK(h->rerank_n == RR_N && h->rerank_fallback == 0 && h->rerank_error == NULL);
+        int want[RR_N];
+        double ws[RR_N];
+        for (int i = 0; i < RR_N; i++) { want[i] = i; ws[i] = rr_ref(query, s1->hit[i].doc_id); }
+        for (int i = 1; i < RR_N; i++) /* insertion sort: stable, so ties keep stage 1 */
+            for (int j = i; j > 0 && ws[want[j]] > ws[want[j - 1]]; j--) {
+                int t = want[j]; want[j] = want[j - 1]; want[j - 1] = t;
+            }
+        int moved = 0;
+        for (int i = 0; i < RR_N; i++) {
+            CHECK_STR(h->hit[i].doc_id, s1->hit[want[i]].doc_id);
+            CHECK_NEAR(h->hit[i].score_rerank, ws[want[i]], 1e-9);
+            CHECK(h->hit[i].score == h->hit[i].score_rerank);
+            moved += want[i] != i;
+        }
+        CHECK(moved > 0); /* the data must make reranking visible */
+        for (int i = RR_N; i < RR_NDOC; i++) {
+            CHECK(h->hit[i].chunk_id == s1->hit[i].chunk_id);
+            CHECK(isnan(h->hit[i].score_rerank));
+            CHECK(h->hit[i].score < h->hit[i - 1].score);
+        }
+        CHECK(attempts("plain:stage") == 1);
+    } else {
+        CHECK(!"http rerank: wrong hit count");
+    }
+    plumb_hits_free(h);
+
+    /* (c) a failing service: stage-1 order, flagged, the URL named */
+    snprintf(url, sizeof url, "%s/rerank", base);
+    const char *fail[] = {"fail-500-always:stage", "malformed-json:stage", "slow-first-byte:stage",
+                          "400-error:stage"};
+    for (int f = 0; f < 4; f++) {
+        double t0 = now_ms();
+        h = rr_search(db, query, "http", base, fail[f], f == 2 ? 300 : 0, RR_N,
+                      PLUMB_OK);
+        double ms = now_ms() - t0;
+        CHECK(same_as_stage1(h, s1));
+        CHECK(h && h->rerank_fallback == 1 && h->rerank_n == RR_N);
+        CHECK(h && h->rerank_error && strstr(h->rerank_error, url));
+        if (h && h->rerank_error && !strstr(h->rerank_error, url))
+            fprintf(stderr, "  %s: %s\n", fail[f], h->rerank_error);
+        if (f == 0) CHECK(attempts(fail[f]) == 3); /* RERANK_HTTP_RETRIES after the first */
+        if (f == 0) CHECK(h && h->rerank_error && strstr(h->rerank_error, "HTTP 500"));
+        if (f == 2) CHECK(ms < 2900); /* three attempts of 0.3 s and backoff, not 3 s each */
+        if (f == 3) CHECK(attempts(fail[f]) == 1);
+        plumb_hits_free(h);
+    }
+    /* nothing listening */
+    h = rr_search(db, query, "http", "http://127.0.0.1:1/v1", "x", 300, RR_N, PLUMB_OK);
+    CHECK(same_as_stage1(h, s1) && h->rerank_fallback == 1);
+    CHECK(h && h->rerank_error && strstr(h->rerank_error, "127.0.0.1:1/v1/rerank"));
+    plumb_hits_free(h);
+
+    /* (d) misuse: no URL anywhere, an unknown kind */
+    h = rr_search(db, query, "http", NULL, NULL, 0, RR_N, PLUMB_MISUSE);
+    CHECK(h == NULL);
+    CHECK_MSG("rerank_url");
+    h = rr_search(db, query, "magic", NULL, NULL, 0, RR_N, PLUMB_MISUSE);
+    CHECK_MSG("'magic'");
+    /* ... but no URL is no matter when stage 2 is off */
+    h = rr_search(db, query, "http", NULL, NULL, 0, 0, PLUMB_OK);
+    CHECK(same_as_stage1(h, s1));
+    plumb_hits_free(h);
+
+    /* stored defaults, seen by a handle opened after; the environment
+    ** overrides the stored URL (the service moved) */
+    CHECK_OK(plumb_config_set(db, "rerank_kind", "http"));
+    CHECK_OK(plumb_config_set(db, "rerank_url", base));
+    CHECK_OK(plumb_config_set(db, "rerank_model", "plain:stored"));
+    CHECK_OK(plumb_config_set(db, "rerank", "4"));
+    plumb_close(db);
+    db = NULL;
+    CHECK_OK(plumb_open(path, NULL, &db));
+    plumb_stats st;
+    CHECK_OK(plumb_stats_get(db, &st));
+    CHECK_STR(st.rerank_kind, "http");
+    CHECK_STR(st.rerank_url, base);
+    CHECK_STR(st.rerank_model, "plain:stored");
+    CHECK(st.rerank == 4 && st.rerank_timeout_ms == 10000);
+    h = rr_search(db, query, NULL, NULL, NULL, 0, -1, PLUMB_OK);
+    CHECK(h && h->rerank_n == 4 && h->rerank_fallback == 0 && attempts("plain:stored") == 1);
+    CHECK(h && h->rerank_kind && !strcmp(h->rerank_kind, "http"));
+    plumb_hits_free(h);
+    setenv("PLUMB_RERANK_URL", "http://127.0.0.1:1/v1", 1);
+    h = rr_search(db, query, NULL, NULL, NULL, 300, -1, PLUMB_OK);
+    CHECK(h && h->rerank_fallback == 1 && strstr(h->rerank_error, "127.0.0.1:1/"));
+    plumb_hits_free(h);
+    unsetenv("PLUMB_RERANK_URL");
+    /* the per-query kind beats the stored one */
+    h = rr_search(db, query, "features", NULL, NULL, 0, -1, PLUMB_OK);
+    CHECK(h && h->rerank_kind && !strcmp(h->rerank_kind, "features") && !h->rerank_fallback);
+    plumb_hits_free(h);
+    plumb_hits_free(s1);
+    plumb_close(db);
+    unlink(path);
+    char side[160];
+    snprintf(side, sizeof side, "%s.bm25", path);
+    unlink(side);
+}
+
+/* (e) plumb_config_set validation and plumb_config_get */
+static void test_config(void) {
+    char path[128], v[PLUMB_CONFIG_VALUE_MAX];
+    snprintf(path, sizeof path, "/tmp/plumb-test-config-%d.db", (int)getpid());
+    unlink(path);
+    plumb_db *db = NULL;
+    CHECK_OK(plumb_open(path, NULL, &db));
+    int is_set = -1;
+    /* the built-in defaults are the ones the search uses (plumb_stats) */
+    plumb_stats st;
+    CHECK_OK(plumb_stats_get(db, &st));
+    CHECK_OK(plumb_config_get(db, "rerank", v, sizeof v, &is_set));
+    CHECK(atoi(v) == st.rerank && is_set == 0);
+    CHECK_OK(plumb_config_get(db, "rerank_kind", v, sizeof v, &is_set));
+    CHECK_STR(v, st.rerank_kind);
+    CHECK_OK(plumb_config_get(db, "rerank_timeout_ms", v, sizeof v, NULL));
+    CHECK(atoi(v) == st.rerank_timeout_ms);
+    CHECK_OK(plumb_config_get(db, "bm25_k1", v, sizeof v, &is_set));
+    CHECK(strtod(v, NULL) == st.bm25_k1 && is_set == 1); /* written at creation */
+    CHECK_OK(plumb_config_get(db, "fusion", v, sizeof v, &is_set));
+    CHECK_STR(v, "minmax");
+    for (size_t i = 0; plumb_config_key_at(i); i++) /* every listed key reads */
+        CHECK_OK(plumb_config_get(db, plumb_config_key_at(i)->name, v, sizeof v, NULL));
+
+    struct { const char *key, *val, *msg; } bad[] = {
+        {"bm25_b", "2", "bm25_b = '2': expected a number from 0 to 1"},
+        {"bm25_k1", "-1", "bm25_k1 = '-1'"},
+        {"bm25_k1", "1x", "bm25_k1 = '1x'"},
+        {"bm25_k1", "", "bm25_k1 = ''"},
+        {"k_lex", "1.5", "k_lex = '1.5': expected an integer from 1 to 10000"},
+        {"k_lex", "0", "k_lex = '0'"},
+        {"rerank", "10001", "rerank = '10001'"},
+        {"rerank_kind", "magic", "rerank_kind = 'magic': expected features or http"},
+        {"fusion", "sum", "fusion = 'sum': expected minmax, zscore or rrf"},
+        {"rerank_url", "ftp://x", "rerank_url = 'ftp://x': expected an http:// or https:// URL"},
+        {"rerank_url", "http://a b", "rerank_url = 'http://a b'"},
+        {"rerank_timeout_ms", "0", "rerank_timeout_ms = '0'"},
+        {"rerank_weights", "nonsense=1", "rerank_weights = 'nonsense=1'"},
+        {"language", "french", "unknown key 'language'"},
+        {"nope", "1", "unknown key 'nope' (settable: bm25_k1, bm25_b"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        CHECK_RC(plumb_config_set(db, bad[i].key, bad[i].val), PLUMB_MISUSE);
+        CHECK_MSG(bad[i].msg);
+    }
+    CHECK_RC(plumb_config_get(db, "nope", v, sizeof v, NULL), PLUMB_MISUSE);
+    CHECK_RC(plumb_config_get(db, "rerank", v, 16, NULL), PLUMB_MISUSE);
+    /* set, read back, unset */
+    CHECK_OK(plumb_config_set(db, "fusion", "rrf"));
+    CHECK_OK(plumb_config_get(db, "fusion", v, sizeof v, &is_set));
+    CHECK_STR(v, "rrf");
+    CHECK(is_set == 1);
+    CHECK_OK(plumb_config_set(db, "alpha", "0.25"));
+    CHECK_OK(plumb_config_set(db, "bm25_k1", "1.5"));
+    CHECK_OK(plumb_config_set(db, "rerank_weights", "bm25=2"));
+    CHECK_OK(plumb_config_set(db, "weight_title", "0"));
+    CHECK_RC(plumb_config_set(db, "weight_body", "0"), PLUMB_MISUSE);
+    CHECK_MSG("weight_title is 0 too");
+    CHECK_OK(plumb_config_set(db, "weight_title", NULL));
+    CHECK_OK(plumb_config_set(db, "fusion", NULL));
+    CHECK_OK(plumb_config_get(db, "fusion", v, sizeof v, &is_set));
+    CHECK_STR(v, "minmax");
+    CHECK(is_set == 0);
+    CHECK_OK(plumb_config_set(db, "bm25_k1", NULL)); /* written back, not deleted */
+    CHECK_OK(plumb_config_get(db, "bm25_k1", v, sizeof v, &is_set));
+    CHECK(strtod(v, NULL) == 0.9 && is_set == 1);
+    plumb_close(db);
+    /* a new handle sees the values (and the index still opens) */
+    db = NULL;
+    CHECK_OK(plumb_open(path, NULL, &db));
+    CHECK_OK(plumb_stats_get(db, &st));
+    CHECK(st.bm25_k1 == 0.9 && st.weight_title == 1);
+    CHECK_OK(plumb_config_get(db, "alpha", v, sizeof v, NULL));
+    CHECK(strtod(v, NULL) == 0.25);
+    plumb_close(db);
+    /* read-only: get works, set is refused */
+    plumb_open_params op;
+    plumb_open_params_init(&op);
+    op.create = 0;
+    op.readonly = 1;
+    db = NULL;
+    CHECK_OK(plumb_open(path, &op, &db));
+    CHECK_OK(plumb_config_get(db, "alpha", v, sizeof v, NULL));
+    CHECK_RC(plumb_config_set(db, "alpha", "0.5"), PLUMB_MISUSE);
+    CHECK_MSG("read-only");
+    plumb_close(db);
+    unlink(path);
+}
+
+/* ---------------------------------------------------------------- */
 
 typedef struct worker {
     char model[32];
@@ -586,6 +860,8 @@ int main(void) {
     test_cancel();
     test_chat();
     test_rerank();
+    test_rerank_search();
+    test_config();
     test_threads();
     server_stop();
     return CHECK_DONE();
