@@ -164,6 +164,23 @@ const char *cli_embed_help_text(void);
 void cli_embed_env(plumb_embed_params *ep);
 int cmd_ask(int argc, char **argv);
 void cmd_ask_help(FILE *f);
+
+/* Stage 2's reranker options shared by `plumb search`, `plumb ask` and
+** `plumb eval` (cmd_search.c): put CLI_RERANK_OPTS in the option table and
+** pass the ids it returns to cli_rerank_opt(). */
+enum { R_RERANKER = 120, R_RURL, R_RMODEL, R_RTIMEOUT };
+#define CLI_RERANK_OPTS                                                             \
+    {"reranker", 0, 1, R_RERANKER}, {"rerank-url", 0, 1, R_RURL},                    \
+    {"rerank-model", 0, 1, R_RMODEL}, {"rerank-timeout", 0, 1, R_RTIMEOUT}
+/* Set the search parameter of option `id`; 0, or the usage exit code (reported). */
+int cli_rerank_opt(const cli_parser *ps, int id, plumb_search_params *sp);
+const char *cli_rerank_help_text(void);
+/* "plumb: warning: the reranker failed ..." on stderr when the hits fell back. */
+void cli_rerank_warn(const plumb_hits *h);
+/* ,"rerank":{"kind","n","fallback","error"} for a JSON object on stdout. */
+void cli_rerank_json(const plumb_hits *h);
+int cmd_config(int argc, char **argv); /* cmd_config.c */
+void cmd_config_help(FILE *f);
 int cmd_log(int argc, char **argv); /* cmd_log.c: log, feedback, export-qrels */
 void cmd_log_help(FILE *f);
 int cmd_feedback(int argc, char **argv);

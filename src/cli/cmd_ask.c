@@ -51,6 +51,7 @@ static const cli_opt opts[] = {
     {"max-tokens", 0, 1, O_MAXTOK},
     {"temperature", 0, 1, O_TEMP},
     {"timeout", 0, 1, O_TIMEOUT},
+    CLI_RERANK_OPTS,
     {NULL, 0, 0, 0},
 };
 
@@ -109,6 +110,8 @@ void cmd_ask_help(FILE *f) {
             "  --no-chat              count the prompt as one string (completion APIs)\n"
             "                         instead of chat messages with their framing tokens\n"
             "  --json                 print one JSON object\n"
+            "  --reranker, --rerank-url, --rerank-model, --rerank-timeout\n"
+            "                         stage 2 of the search, as for 'plumb search'\n"
             "  -h, --help             show this help\n"
             "\n"
             "Token counts are exact with a tokenizer; without one they are a conservative\n"
@@ -360,6 +363,7 @@ static int ask_generator(plumb_db *db, const char *question, const plumb_search_
     plumb_status rc = plumb_ask(db, question, &ap, ans);
     sigaction(SIGINT, &old, NULL);
     plumb_answer *a = *ans;
+    if (a && a->hits) cli_rerank_warn(a->hits);
     if (!json && a && a->text[0]) putchar('\n');
     if (a && a->model_changed)
         fprintf(stderr, "plumb: warning: the server answered with model '%s', last time with "
@@ -501,7 +505,7 @@ int cmd_ask(int argc, char **argv) {
         case O_MAXTOK: bad = cli_int_arg(&ps, 1, 10000000, &max_tokens); break;
         case O_TEMP: bad = cli_num_arg(&ps, 0, 2, &temperature); break;
         case O_TIMEOUT: bad = cli_num_arg(&ps, 0.1, 86400, &timeout_s); break;
-        default: break;
+        default: bad = cli_rerank_opt(&ps, o, &sp); break;
         }
         if (bad) {
             code = bad;
@@ -604,6 +608,7 @@ int cmd_ask(int argc, char **argv) {
         code = CLI_EXIT_FAIL;
         goto done;
     }
+    cli_rerank_warn(hits);
     rc = plumb_pack(question, hits->hit, hits->n, &pp, &pk);
     if (rc != PLUMB_OK) {
         cli_fail(rc, "packing failed");

@@ -105,6 +105,7 @@ static const cli_opt opts[] = {
     {"fusion", 0, 1, O_FUSION},
     {"k-lex", 0, 1, O_KLEX},
     {"rerank", 0, 1, O_RERANK},
+    CLI_RERANK_OPTS,
     {"k-dense", 0, 1, O_KDENSE},
     {"dim", 0, 1, O_DIM},
     {"vsearch", 0, 1, O_VSEARCH},
@@ -176,14 +177,18 @@ void cmd_eval_help(FILE *f) {
             "                         dense  vector search with the index's embedder\n"
             "                         hybrid BM25 and dense candidates fused (--fusion, --alpha)\n"
             "                         rrf    hybrid with reciprocal rank fusion\n"
-            "                         rerank hybrid, then the top N reranked by the feature\n"
-            "                                reranker (N: --rerank, else the index's)\n"
+            "                         rerank hybrid, then the top N reranked by the index's\n"
+            "                                reranker, or --reranker (N: --rerank, else\n"
+            "                                the index's)\n"
             "                       (only the rerank stage reranks)\n"
             "  --fusion F           minmax, zscore or rrf (default: the index's, minmax)\n"
             "  --alpha X            dense weight in fusion, 0..1 (default: the index's, 0.5)\n"
             "  --k-lex N, --k-dense N   candidates from each retriever (default 100)\n"
             "  --rerank N           candidates the rerank stage rescores (default: the\n"
             "                       index's, 30)\n"
+            "  --reranker features|http, --rerank-url URL, --rerank-model NAME,\n"
+            "  --rerank-timeout S   the rerank stage's reranker, as for 'plumb search' (a\n"
+            "                       query whose service call fails keeps its stage-1 order)\n"
             "  --vsearch V          f32, int8, binary or ann (default: int8 from 20,000 vectors)\n"
             "  --dim N              built-in embedder dimensions when the index is built\n"
             "                       (default 256)\n"
@@ -812,6 +817,7 @@ typedef struct opts_t {
     char lang[64];
     double alpha;
     int fusion, k_lex, k_dense, dim, vsearch, rerank;
+    plumb_search_params rr; /* only the reranker fields: --reranker, --rerank-url ... */
 } opts_t;
 
 static int parse_opts(int argc, char **argv, opts_t *o, int *help) {
@@ -900,7 +906,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, int *help) {
         case O_QUIET: o->quiet = 1; o->verbose = 0; break;
         case O_VERBOSE: o->verbose = 1; o->quiet = 0; break;
         case O_HELP: *help = 1; return 0;
-        default: break;
+        default: bad = cli_rerank_opt(&ps, c, &o->rr); break;
         }
         if (bad) return bad;
     }
@@ -972,6 +978,10 @@ static int parse_stages(const opts_t *o, plumb_eval_stage *st, int max, char nam
         } else if (strcmp(names[n], "rerank") == 0) {
             sp->mode = PLUMB_MODE_AUTO; /* hybrid with vectors, else lexical */
             sp->rerank = o->rerank ? o->rerank : -1;
+            sp->reranker = o->rr.reranker;
+            sp->rerank_url = o->rr.rerank_url;
+            sp->rerank_model = o->rr.rerank_model;
+            sp->rerank_timeout_ms = o->rr.rerank_timeout_ms;
         } else {
             cli_usage("eval", "--stages: unknown stage '%s' (known: bm25, fts5, dense, hybrid, "
                       "rrf, rerank)", names[n]);

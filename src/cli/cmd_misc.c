@@ -69,6 +69,13 @@ static void stats_json(const char *path, const plumb_stats *st) {
     cli_json_num(stdout, st->weight_title);
     printf(",\"weight_body\":");
     cli_json_num(stdout, st->weight_body);
+    printf(",\"rerank\":{\"kind\":");
+    cli_json_str(stdout, st->rerank_kind);
+    printf(",\"n\":%d,\"url\":", st->rerank);
+    cli_json_str(stdout, st->rerank_url[0] ? st->rerank_url : NULL);
+    printf(",\"model\":");
+    cli_json_str(stdout, st->rerank_model[0] ? st->rerank_model : NULL);
+    printf(",\"timeout_ms\":%d}", st->rerank_timeout_ms);
     printf(",\"vectors\":{\"embedder\":");
     cli_json_str(stdout, st->embedder);
     printf(",\"model\":");
@@ -112,6 +119,24 @@ static void stats_human(const char *path, const plumb_stats *st) {
         printf("chunks of       whole documents\n");
     printf("bm25            k1 %g, b %g\n", st->bm25_k1, st->bm25_b);
     printf("field weights   title %g, body %g\n", st->weight_title, st->weight_body);
+    if (st->rerank <= 0) {
+        printf("reranker        off (stored rerank 0)\n");
+    } else {
+        printf("reranker        ");
+        cli_put_clean(stdout, st->rerank_kind, 0);
+        printf(", top %d", st->rerank);
+        if (!strcmp(st->rerank_kind, "http")) {
+            printf(": ");
+            cli_put_clean(stdout, st->rerank_url[0] ? st->rerank_url
+                                                     : "(no URL stored: $PLUMB_RERANK_URL)", 0);
+            if (st->rerank_model[0]) {
+                printf(", model ");
+                cli_put_clean(stdout, st->rerank_model, 0);
+            }
+            printf(", %d ms per attempt", st->rerank_timeout_ms);
+        }
+        putchar('\n');
+    }
     if (!st->vec_dim) {
         printf("vectors         none (lexical only%s)\n",
                st->chunks ? "; 'plumb embed' adds them" : "");

@@ -45,8 +45,62 @@ static const cli_opt opts[] = {
     {"k-dense", 0, 1, O_KDENSE},
     {"vsearch", 0, 1, O_VSEARCH},
     {"ef", 0, 1, O_EF},
+    CLI_RERANK_OPTS,
     {NULL, 0, 0, 0},
 };
+
+const char *cli_rerank_help_text(void) {
+    return "  --reranker KIND      stage 2: features (built in) or http, a /rerank\n"
+           "                       service (Cohere/Jina/TEI); default: stored in the index\n"
+           "                       ('plumb config rerank_kind'). When the service fails\n"
+           "                       the hits keep the stage-1 order and a warning says so\n"
+           "  --rerank-url URL     http: base URL, /rerank appended (default\n"
+           "                       $PLUMB_RERANK_URL, else stored); the key comes from\n"
+           "                       $PLUMB_RERANK_API_KEY\n"
+           "  --rerank-model NAME  http: model (default $PLUMB_RERANK_MODEL, else stored)\n"
+           "  --rerank-timeout S   http: seconds per attempt, 2 retries (default: stored, 10)\n";
+}
+
+int cli_rerank_opt(const cli_parser *ps, int id, plumb_search_params *sp) {
+    double s;
+    switch (id) {
+    case R_RERANKER:
+        if (strcmp(ps->val, "features") && strcmp(ps->val, "http"))
+            return cli_usage(ps->cmd, "%s: expected features or http, got '%s'", ps->name,
+                             ps->val);
+        sp->reranker = ps->val;
+        return 0;
+    case R_RURL:
+        sp->rerank_url = ps->val;
+        return 0;
+    case R_RMODEL:
+        sp->rerank_model = ps->val;
+        return 0;
+    case R_RTIMEOUT: {
+        int bad = cli_num_arg(ps, 0.001, 600, &s);
+        if (!bad) sp->rerank_timeout_ms = (int)(s * 1000 + 0.5);
+        return bad;
+    }
+    default:
+        return 0;
+    }
+}
+
+void cli_rerank_warn(const plumb_hits *h) {
+    if (!h->rerank_fallback) return;
+    fputs("plumb: warning: the reranker failed; the hits are in stage-1 order: ", stderr);
+    cli_put_clean(stderr, h->rerank_error ? h->rerank_error : "(no message)", 0);
+    fputc('\n', stderr);
+}
+
+void cli_rerank_json(const plumb_hits *h) {
+    printf(",\"rerank\":{\"kind\":");
+    cli_json_str(stdout, h->rerank_kind);
+    printf(",\"n\":%d,\"fallback\":%s,\"error\":", h->rerank_n,
+           h->rerank_fallback ? "true" : "false");
+    cli_json_str(stdout, h->rerank_error);
+    printf("}");
+}
 
 void cmd_search_help(FILE *f) {
     plumb_search_params sp;
@@ -68,7 +122,8 @@ void cmd_search_help(FILE *f) {
             "                       \"chunk_seq\", \"score\", \"scores\": {\"lexical\", \"dense\",\n"
             "                       \"fused\", \"rerank\"} (null: stage not run), \"ranks\",\n"
             "                       \"title\", \"source\", \"snippet\", \"text\" (with\n"
-            "                       --text), \"metadata\"}], \"log_id\"}\n"
+            "                       --text), \"metadata\"}], \"log_id\", \"rerank\":\n"
+            "                       {\"kind\", \"n\", \"fallback\", \"error\"}}\n"
             "  --text               also print each hit's full chunk text\n"
             "  --no-snippet         do not compute snippets\n"
             "  --k1 X               BM25 k1 (default: the value stored in the index)\n"
@@ -84,8 +139,9 @@ void cmd_search_help(FILE *f) {
             "  --rrf-k X            RRF constant (default: stored, 60)\n"
             "  --k-lex N, --k-dense N   candidates each retriever gives fusion (default:\n"
             "                       stored, 100)\n"
-            "  --rerank N           rerank the top N candidates with the feature reranker;\n"
-            "                       0: off (default: stored in the index, 30)\n"
+            "  --rerank N           rerank the top N candidates (stage 2); 0: off\n"
+            "                       (default: stored in the index, 30)\n"
+            "%s"
             "  --vsearch V          dense search: f32, int8, binary (each exact, the\n"
             "                       quantized ones rescored in f32) or ann (FAISS)\n"
             "  --ef N               HNSW efSearch (IVF nprobe) for --vsearch ann\n"
@@ -102,8 +158,9 @@ void cmd_search_help(FILE *f) {
             "Examples:\n"
             "  plumb search axolotl limb regeneration\n"
             "  plumb search \"heart muscle repair\" -k 3 --text\n"
-            "  plumb search --json --k1 1.2 --b 0.75 quarks | jq '.hits[].doc_id'\n",
-            sp.k);
+            "  plumb search --json --k1 1.2 --b 0.75 quarks | jq '.hits[].doc_id'\n"
+            "  plumb search quarks --reranker http --rerank-url http://127.0.0.1:8080\n",
+            sp.k, cli_rerank_help_text());
 }
 
 static void print_json(const char *query, const plumb_hits *h, int with_text, int logged) {
@@ -143,6 +200,7 @@ static void print_json(const char *query, const plumb_hits *h, int with_text, in
     printf("]");
     if (logged && h->log_id > 0) printf(",\"log_id\":%" PRId64, h->log_id);
     else printf(",\"log_id\":null");
+    cli_rerank_json(h);
     printf("}\n");
 }
 
@@ -338,6 +396,7 @@ int cmd_search(int argc, char **argv) {
             bad = cli_int_arg(&ps, 1, 100000, &sp.ef_search);
             break;
         default:
+            bad = cli_rerank_opt(&ps, o, &sp);
             break;
         }
         if (bad) {
@@ -380,6 +439,7 @@ int cmd_search(int argc, char **argv) {
         code = CLI_EXIT_FAIL;
         goto done;
     }
+    cli_rerank_warn(hits);
     if (json)
         print_json(query, hits, with_text, logged);
     else

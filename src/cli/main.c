@@ -419,6 +419,7 @@ static const command commands[] = {
     {"feedback", cmd_feedback, cmd_feedback_help},
     {"export-qrels", cmd_export_qrels, cmd_export_qrels_help},
     {"tune", cmd_tune, cmd_tune_help},
+    {"config", cmd_config, cmd_config_help},
     {NULL, NULL, NULL},
 };
 
@@ -441,12 +442,16 @@ static void main_help(FILE *f) {
             "  delete ID...      remove documents by id\n"
             "  check             verify every part of the index\n"
             "  eval DIR          measure retrieval quality and speed on a BEIR dataset\n"
-            "  ask QUESTION...   --dry-run: the prompt a model would get, packed to its\n"
-            "                    token budget with numbered citations\n"
+            "  embed             give every chunk a vector (built-in embedder or an HTTP\n"
+            "                    embedding service) for dense and hybrid search\n"
+            "  ask QUESTION...   answer from the best passages with an OpenAI-compatible\n"
+            "                    chat service, citing them; --dry-run prints the prompt\n"
+            "                    packed to its token budget instead\n"
             "  log               show the query log: recent searches and their feedback\n"
             "  feedback ID       judge a logged search: --good/--bad, --relevant DOC ...\n"
             "  export-qrels OUT  write the judgments as qrels (and queries) for eval\n"
             "  tune              learn BM25 and reranker parameters from training judgments\n"
+            "  config [KEY [VALUE]]  show or set the search defaults stored in the index\n"
             "  help [COMMAND]    show the help of a command (same as 'plumb COMMAND --help')\n"
             "\n"
             "Options:\n"
