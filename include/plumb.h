@@ -1128,6 +1128,13 @@ PLUMB_API plumb_status plumb_export_qrels(plumb_db *db, const char *qrels_path,
 ** defines each feature and the shipped weights). Hits past N follow in
 ** stage-1 order. hit.score is the reranker's score for the top N, and
 ** below the lowest of them for the rest; hit.score_rerank is NAN there.
+** Kind "http" (plumb_search_params.reranker, or the stored rerank_kind)
+** sends the query and the N candidates' title and text (each cut at 2
+** KiB on a character boundary) in one POST {rerank_url}/rerank, the
+** Cohere/Jina/TEI request shape, and sorts them by the service's
+** relevance scores (ties: stage-1 order); plumb tune learns only the
+** feature reranker. When the service fails after its retries the search
+** still succeeds, in stage-1 order, with plumb_hits.rerank_fallback set.
 **
 ** TUNING. plumb_tune learns, for one or more indexes at once, BM25's k1
 ** and b (a small grid, when asked) and the reranker's weights by

@@ -21,10 +21,16 @@ PRAGMA user_version = 2;             -- PLUMB_FORMAT_VERSION
 --   fusion, alpha, rrf_k, k_lex, k_dense, rerank, prf_docs, prf_weight
 --                   stored search defaults (absent: the library's built-in
 --                   defaults: minmax, 0.5, 60, 100, 100, 30, 3, 1.0)
---   rerank_kind     stage-2 reranker: "features" (absent: "features")
+--   rerank_kind     stage-2 reranker: "features" or "http" (absent: "features")
 --   rerank_weights  the feature reranker's weights, "bm25=1,dense=0.6,..."
 --                   (absent names: the shipped defaults, src/rerank.c);
 --                   written by plumb tune
+--   rerank_url, rerank_model, rerank_timeout_ms
+--                   the "http" reranker's service: base URL (at most 511
+--                   bytes), model (127), ms per attempt (absent: "", "",
+--                   10000); never an API key
+-- The stored search defaults are written by plumb_config_set (src/config.c),
+-- which validates them, and by plumb tune.
 CREATE TABLE settings(
   key   TEXT PRIMARY KEY,
   value ANY NOT NULL
