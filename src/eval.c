@@ -1185,6 +1185,7 @@ static plumb_status run_stage(plumb_db *db, result_impl *ri, const plumb_eval_st
     out->name = spool_dup(&ri->sp, stg->name, strlen(stg->name));
     out->search = stg->search;
     out->search.hl_open = out->search.hl_close = NULL;
+    out->search.reranker = out->search.rerank_url = out->search.rerank_model = NULL;
     plumb_search_params sprm = stg->search;
     sprm.log = 0; /* evaluation queries stay out of the query log */
     out->q = calloc(nq ? nq : 1, sizeof *out->q);

@@ -459,6 +459,7 @@ static qentry *entry_new(int kind, const char *query, const plumb_search_params 
         e->has_params = 1;
         e->params = *p;
         e->params.hl_open = e->params.hl_close = NULL;
+        e->params.reranker = e->params.rerank_url = e->params.rerank_model = NULL;
     }
     e->n_hits = h ? (int64_t)h->n : 0;
     e->matched = h ? h->matched : 0;
