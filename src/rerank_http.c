@@ -32,17 +32,17 @@ plumb_status rerank_http_target_of(const idx_settings *set, const plumb_search_p
                                    rerank_http_target *t) {
     memset(t, 0, sizeof *t);
     t->url = p->rerank_url && *p->rerank_url ? p->rerank_url
-                                              : env_or("PLUMB_RERANK_URL", set->rerank_url);
+                                             : env_or("PLUMB_RERANK_URL", set->rerank_url);
     t->model = p->rerank_model ? p->rerank_model : env_or("PLUMB_RERANK_MODEL", set->rerank_model);
     t->api_key = getenv("PLUMB_RERANK_API_KEY");
-    t->timeout_ms = p->rerank_timeout_ms > 0    ? p->rerank_timeout_ms
+    t->timeout_ms = p->rerank_timeout_ms > 0     ? p->rerank_timeout_ms
                     : set->rerank_timeout_ms > 0 ? set->rerank_timeout_ms
                                                  : RERANK_HTTP_TIMEOUT_MS;
     if (!t->url || !*t->url)
         return err_set(PLUMB_MISUSE, "reranker 'http' has no URL: set "
-                       "plumb_search_params.rerank_url (plumb search --rerank-url), "
-                       "$PLUMB_RERANK_URL or the index's setting rerank_url "
-                       "(plumb config rerank_url URL)");
+                                     "plumb_search_params.rerank_url (plumb search --rerank-url), "
+                                     "$PLUMB_RERANK_URL or the index's setting rerank_url "
+                                     "(plumb config rerank_url URL)");
     return PLUMB_OK;
 }
 
@@ -64,8 +64,10 @@ plumb_status rerank_http_scores(reader *r, const rerank_http_target *t, const ch
         sqlite3_bind_int64(st, 1, rowid[i]);
         int src = sqlite3_step(st);
         if (src != SQLITE_ROW) {
-            rc = src == SQLITE_DONE ? err_set(PLUMB_CORRUPT, "chunk %lld was retrieved but is "
-                                              "not in the chunks table", (long long)rowid[i])
+            rc = src == SQLITE_DONE ? err_set(PLUMB_CORRUPT,
+                                              "chunk %lld was retrieved but is "
+                                              "not in the chunks table",
+                                              (long long)rowid[i])
                                     : store_err(r->conn, src, "read rerank candidate");
         } else {
             const char *title = (const char *)sqlite3_column_text(st, 3);
