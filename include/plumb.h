@@ -1158,14 +1158,23 @@ typedef struct plumb_tune_set {
 
 typedef struct plumb_tune_params {
     int rerank;   /* candidates reranked, 10..1000 (default 30) */
-    int grid;     /* 1: search k1 in {0.6, 0.9, 1.2} x b in {0.3, 0.4, 0.6}
-                     (default 1); 0: keep each index's k1 and b */
+    int grid;     /* 1: search k1 in {0.6, 0.9, 1.2} x b in {0.3, 0.4, 0.6},
+                     and, when every index has vectors, the fusion weight
+                     alpha in {0.3, 0.5, 0.7} (default 1); 0: keep each
+                     index's k1, b and alpha */
     int rounds;   /* coordinate ascent passes at most (default 8) */
     int store;    /* 1: write bm25_k1, bm25_b, rerank and rerank_weights
-                     into each index's settings, for handles opened after
-                     (default 0) */
+                     (and alpha when it was learned) into each index's
+                     settings, for handles opened after (default 0) */
     void (*progress)(void *arg, const char *what); /* may be NULL */
     void *arg;
+    const char *features_out; /* when not NULL: write the reranker's features
+                     of every judged query's top N at the learned parameters,
+                     training and held-out, to this file as LETOR/SVMlight
+                     lines: "REL qid:SET_QID 1:F1 ... 13:F13 # set=S
+                     split=train|heldout doc=DOC", features normalised as
+                     the reranker sees them, numbered in the order of
+                     weight_names (for learners outside plumb) */
 } plumb_tune_params;
 
 PLUMB_API void plumb_tune_params_init(plumb_tune_params *p);
@@ -1193,6 +1202,9 @@ typedef struct plumb_tune_result {
     plumb_tune_figures set_train[PLUMB_TUNE_MAX_SETS], set_heldout[PLUMB_TUNE_MAX_SETS];
     int stored;                   /* the settings were written */
     double elapsed_s;
+    double alpha;                 /* learned fusion weight; NAN when not
+                                     searched (no grid, or an index without
+                                     vectors) */
 } plumb_tune_result;
 
 /* Learn (see TUNING above). 1 <= nsets <= PLUMB_TUNE_MAX_SETS; every set

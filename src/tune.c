@@ -27,6 +27,7 @@
 */
 #include "plumb_impl.h"
 
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -72,9 +73,22 @@ static double now_s(void) {
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* Search every judged query of one set into the cache. */
+/* One candidate as a line of LETOR / SVMlight text: judgment, query,
+** the normalised features numbered from 1, then the set, split and
+** document as a comment. */
+static void dump_line(FILE *f, int rel, int set, const char *split, const char *qid,
+                      const double *feat, const char *doc) {
+    fprintf(f, "%d qid:%d_%s", rel, set, qid);
+    for (int i = 0; i < NF; i++) fprintf(f, " %d:%.9g", i + 1, feat[i]);
+    fprintf(f, " # set=%d split=%s doc=%s\n", set, split, doc);
+}
+
+/* Search every judged query of one set into the cache (alpha < 0: the
+** index's fusion weight); with `dump`, each candidate is also written
+** out (dump_line). */
 static plumb_status collect(const plumb_tune_set *s, const plumb_qrels *qrels, int set, double k1,
-                            double b, int n_rerank, tcache *c) {
+                            double b, double alpha, int n_rerank, tcache *c, FILE *dump,
+                            const char *split) {
     plumb_search_params sp;
     plumb_search_params_init(&sp);
     sp.k = n_rerank;
@@ -83,6 +97,7 @@ static plumb_status collect(const plumb_tune_set *s, const plumb_qrels *qrels, i
     sp.log = 0;
     sp.bm25_k1 = k1;
     sp.bm25_b = b;
+    sp.alpha = alpha;
     size_t nq = plumb_queries_count(s->queries);
     for (size_t i = 0; i < nq; i++) {
         const char *qid, *text;
@@ -125,6 +140,7 @@ static plumb_status collect(const plumb_tune_set *s, const plumb_qrels *qrels, i
             memcpy(c->feat + at * NF, sink.cand[j].feat, NF * sizeof(double));
             c->rel[at] = eval_judgment(qrels, qid, doc);
             c->doc[at] = key;
+            if (dump) dump_line(dump, c->rel[at], set, split, qid, c->feat + at * NF, doc);
             c->n++;
             t->n++;
         }
@@ -258,14 +274,15 @@ static void say(const plumb_tune_params *p, const char *fmt, ...) {
 /* Measure one split at (k1, b) (< 0: each index's) with the weights
 ** given (NULL skips), into figs (per set) and the mean. */
 static plumb_status measure(const plumb_tune_set *sets, int nsets, int heldout, double k1, double b,
-                            int n, const double *w, double *stage1, double *withw,
-                            plumb_tune_figures *per, size_t *nq) {
+                            double alpha, int n, const double *w, double *stage1, double *withw,
+                            plumb_tune_figures *per, size_t *nq, FILE *dump) {
     tcache c = {0};
     c.nsets = nsets;
     plumb_status rc = PLUMB_OK;
     for (int s = 0; s < nsets && !rc; s++) {
         const plumb_qrels *q = heldout ? sets[s].heldout : sets[s].train;
-        if (q) rc = collect(&sets[s], q, s, k1, b, n, &c);
+        if (q) rc = collect(&sets[s], q, s, k1, b, alpha, n, &c, dump,
+                            heldout ? "heldout" : "train");
     }
     if (!rc) {
         double p1[PLUMB_TUNE_MAX_SETS], p2[PLUMB_TUNE_MAX_SETS];
@@ -308,28 +325,46 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
     double t0 = now_s();
     int n = pp->rerank;
     plumb_status rc = PLUMB_OK;
-    /* the grid; (k1, b) < 0 stands for each index's own */
-    static const double gk1[] = {0.6, 0.9, 1.2}, gb[] = {0.3, 0.4, 0.6};
-    double best_obj = -1, best_k1 = -1, best_b = -1, best_w[NF];
+    /* the grid; (k1, b, alpha) < 0 stands for each index's own. The
+    ** fusion weight joins the grid only when every index has vectors
+    ** (without them stage 1 is lexical and alpha changes nothing). */
+    static const double gk1[] = {0.6, 0.9, 1.2}, gb[] = {0.3, 0.4, 0.6}, ga[] = {0.3, 0.5, 0.7};
+    int dense = 1;
+    for (int s = 0; s < nsets && !rc; s++) {
+        plumb_stats st;
+        rc = plumb_stats_get(sets[s].db, &st);
+        if (!rc && st.vec_count == 0) dense = 0;
+    }
+    if (rc) return rc;
+    int nalpha = pp->grid && dense ? 3 : 1;
+    double best_obj = -1, best_k1 = -1, best_b = -1, best_a = -1, best_w[NF];
     memcpy(best_w, rerank_default_weights, sizeof best_w);
-    int npts = pp->grid ? 9 : 1;
+    int npts = pp->grid ? 9 * nalpha : 1;
     for (int g = 0; g < npts && !rc; g++) {
-        double k1 = pp->grid ? gk1[g / 3] : -1, b = pp->grid ? gb[g % 3] : -1;
+        double k1 = pp->grid ? gk1[g / (3 * nalpha)] : -1;
+        double b = pp->grid ? gb[(g / nalpha) % 3] : -1;
+        double a = nalpha > 1 ? ga[g % nalpha] : -1;
         tcache c = {0};
         c.nsets = nsets;
-        for (int s = 0; s < nsets && !rc; s++) rc = collect(&sets[s], sets[s].train, s, k1, b, n, &c);
+        for (int s = 0; s < nsets && !rc; s++)
+            rc = collect(&sets[s], sets[s].train, s, k1, b, a, n, &c, NULL, NULL);
         if (!rc && !c.nq) rc = err_set(PLUMB_MISUSE, "plumb_tune: no training query has a "
                                        "relevant judgment");
         if (!rc) {
             double w[NF];
             memcpy(w, rerank_default_weights, sizeof w);
             double o = ascend(&c, w, pp->rounds);
-            say(pp, "k1 %.2f b %.2f: train nDCG@10 %.4f (stage 1 %.4f)", k1, b, o,
-                objective(&c, NULL, NULL));
+            if (a >= 0)
+                say(pp, "k1 %.2f b %.2f alpha %.1f: train nDCG@10 %.4f (stage 1 %.4f)", k1, b, a,
+                    o, objective(&c, NULL, NULL));
+            else
+                say(pp, "k1 %.2f b %.2f: train nDCG@10 %.4f (stage 1 %.4f)", k1, b, o,
+                    objective(&c, NULL, NULL));
             if (o > best_obj) {
                 best_obj = o;
                 best_k1 = k1;
                 best_b = b;
+                best_a = a;
                 memcpy(best_w, w, sizeof w);
             }
         }
@@ -338,6 +373,7 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
     if (rc) return rc;
     out->k1 = best_k1 >= 0 ? best_k1 : sets[0].db->set.k1;
     out->b = best_b >= 0 ? best_b : sets[0].db->set.b;
+    out->alpha = best_a >= 0 ? best_a : NAN;
     out->rerank = n;
     out->nweights = NF;
     for (int i = 0; i < NF; i++) {
@@ -351,6 +387,9 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
     /* figures: stage 1 and shipped weights at each index's own k1 and b;
     ** tuned at the learned ones */
     size_t nq = 0;
+    FILE *dump = NULL;
+    if (pp->features_out && !(dump = fopen(pp->features_out, "w")))
+        return err_set(PLUMB_IO, "%s: %s", pp->features_out, strerror(errno));
     for (int split = 0; split < 2 && !rc; split++) {
         plumb_tune_figures *fig = split ? &out->heldout : &out->train;
         plumb_tune_figures *per = split ? out->set_heldout : out->set_train;
@@ -362,25 +401,33 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
         }
         say(pp, "measuring the %s split", split ? "held-out" : "training");
         plumb_tune_figures tmp[PLUMB_TUNE_MAX_SETS];
-        rc = measure(sets, nsets, split, -1, -1, n, rerank_default_weights, &fig->stage1,
-                     &fig->shipped, tmp, &fig->queries);
+        rc = measure(sets, nsets, split, -1, -1, -1, n, rerank_default_weights, &fig->stage1,
+                     &fig->shipped, tmp, &fig->queries, NULL);
         for (int s = 0; s < nsets && !rc; s++) {
             per[s].queries = tmp[s].queries;
             per[s].stage1 = tmp[s].stage1;
             per[s].shipped = tmp[s].tuned;
         }
-        if (!rc) rc = measure(sets, nsets, split, out->k1, out->b, n, best_w, NULL, &fig->tuned,
-                              tmp, &nq);
+        if (!rc) rc = measure(sets, nsets, split, out->k1, out->b, best_a, n, best_w, NULL,
+                              &fig->tuned, tmp, &nq, dump);
         for (int s = 0; s < nsets && !rc; s++) per[s].tuned = tmp[s].tuned;
     }
+    if (dump) {
+        int bad = ferror(dump) != 0;
+        bad |= fclose(dump) != 0;
+        if (bad && !rc) rc = err_set(PLUMB_IO, "%s: write failed", pp->features_out);
+    }
     if (!rc && pp->store) {
-        char v1[32], v2[32], v3[32];
+        char v1[32], v2[32], v3[32], v4[32];
         snprintf(v1, sizeof v1, "%.6g", out->k1);
         snprintf(v2, sizeof v2, "%.6g", out->b);
         snprintf(v3, sizeof v3, "%d", n);
-        const char *keys[5] = {"bm25_k1", "bm25_b", "rerank", "rerank_kind", "rerank_weights"};
-        const char *vals[5] = {v1, v2, v3, "features", out->weights_text};
-        for (int s = 0; s < nsets && !rc; s++) rc = store_put_settings(sets[s].db, keys, vals, 5);
+        snprintf(v4, sizeof v4, "%.6g", out->alpha);
+        const char *keys[6] = {"bm25_k1", "bm25_b", "rerank", "rerank_kind", "rerank_weights",
+                               "alpha"};
+        const char *vals[6] = {v1, v2, v3, "features", out->weights_text, v4};
+        int nk = isnan(out->alpha) ? 5 : 6;
+        for (int s = 0; s < nsets && !rc; s++) rc = store_put_settings(sets[s].db, keys, vals, nk);
         if (!rc) out->stored = 1;
     }
     out->elapsed_s = now_s() - t0;

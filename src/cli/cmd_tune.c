@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 enum { O_HELP = 1, O_DB, O_DATA, O_QUERIES, O_QRELS, O_HELDOUT, O_RERANK, O_NOGRID, O_ROUNDS,
-       O_NOSTORE, O_OUT, O_FORCE, O_JSON };
+       O_NOSTORE, O_OUT, O_FORCE, O_JSON, O_DUMP };
 
 static const cli_opt opts[] = {
     {"help", 'h', 0, O_HELP},        {"db", 0, 1, O_DB},
@@ -25,7 +25,8 @@ static const cli_opt opts[] = {
     {"rerank", 0, 1, O_RERANK},      {"no-grid", 0, 0, O_NOGRID},
     {"rounds", 0, 1, O_ROUNDS},      {"no-store", 0, 0, O_NOSTORE},
     {"out", 0, 1, O_OUT},            {"force", 0, 0, O_FORCE},
-    {"json", 0, 0, O_JSON},          {NULL, 0, 0, 0},
+    {"json", 0, 0, O_JSON},          {"dump-features", 0, 1, O_DUMP},
+    {NULL, 0, 0, 0},
 };
 
 void cmd_tune_help(FILE *f) {
@@ -34,8 +35,9 @@ void cmd_tune_help(FILE *f) {
             "       plumb tune --db FILE --queries FILE --qrels TRAIN [--heldout FILE]\n"
             "\n"
             "Learn the search parameters of an index from relevance judgments: BM25's k1\n"
-            "and b on a small grid and the feature reranker's weights by coordinate ascent\n"
-            "on nDCG@10 of the TRAINING judgments only. Held-out judgments are measured,\n"
+            "and b and the fusion weight alpha (when the index has vectors) on a small\n"
+            "grid, and the feature reranker's weights by coordinate ascent on nDCG@10\n"
+            "of the TRAINING judgments only. Held-out judgments are measured,\n"
             "never learned from. The result is stored in the index's settings (so plumb\n"
             "search and plumb eval use it) and, with --out, written to a file.\n"
             "Each --db starts a set; with several, one set of values is learned for all\n"
@@ -50,11 +52,14 @@ void cmd_tune_help(FILE *f) {
             "                     unless --force\n"
             "  --heldout FILE     judgments to report only\n"
             "  --rerank N         candidates reranked (default 30)\n"
-            "  --no-grid          keep the index's k1 and b\n"
+            "  --no-grid          keep the index's k1, b and alpha\n"
             "  --rounds N         coordinate ascent passes at most (default 8)\n"
             "  --no-store         do not write the index's settings\n"
             "  --out FILE         write the learned values as settings lines (key value)\n"
             "  --json             one JSON object on stdout\n"
+            "  --dump-features FILE  write each judged query's top-N reranker features at\n"
+            "                     the learned values (train and held out) as LETOR/SVMlight\n"
+            "                     lines, for learners outside plumb\n"
             "  --force            allow training on a file named test.tsv\n"
             "\n"
             "Example:\n"
@@ -112,6 +117,7 @@ int cmd_tune(int argc, char **argv) {
         case O_OUT: out = ps.val; break;
         case O_FORCE: force = 1; break;
         case O_JSON: json = 1; break;
+        case O_DUMP: tp.features_out = ps.val; break;
         case CLI_ARG: return cli_usage("tune", "unexpected argument '%s'", ps.val);
         default: return CLI_EXIT_USAGE;
         }
@@ -184,6 +190,7 @@ int cmd_tune(int argc, char **argv) {
             for (int i = 0; i < ns; i++) fprintf(f, " %s", sets[i].qrels);
             fprintf(f, "\nbm25_k1 %.6g\nbm25_b %.6g\nrerank %d\nrerank_kind features\n"
                        "rerank_weights %s\n", r.k1, r.b, r.rerank, r.weights_text);
+            if (!isnan(r.alpha)) fprintf(f, "alpha %.6g\n", r.alpha);
             if (fclose(f)) code = CLI_EXIT_FAIL;
         }
     }
@@ -192,6 +199,8 @@ int cmd_tune(int argc, char **argv) {
         cli_json_num(stdout, r.k1);
         printf(",\"b\":");
         cli_json_num(stdout, r.b);
+        printf(",\"alpha\":");
+        cli_json_num(stdout, r.alpha);
         printf(",\"rerank\":%d,\"weights\":{", r.rerank);
         for (int i = 0; i < r.nweights; i++) {
             printf("%s\"%s\":", i ? "," : "", r.weight_names[i]);
@@ -222,7 +231,9 @@ int cmd_tune(int argc, char **argv) {
         printf("}\n");
     } else if (!code) {
         printf("Tuned on the TRAINING judgments only (never on a test split).\n");
-        printf("k1 %.3g  b %.3g  rerank N %d\nweights %s\n", r.k1, r.b, r.rerank, r.weights_text);
+        printf("k1 %.3g  b %.3g", r.k1, r.b);
+        if (!isnan(r.alpha)) printf("  alpha %.3g", r.alpha);
+        printf("  rerank N %d\nweights %s\n", r.rerank, r.weights_text);
         printf("\nnDCG@10        %-8s %8s %8s %8s\n", "queries", "stage 1", "shipped", "tuned");
         for (int i = 0; i < ns; i++) {
             const plumb_tune_figures *t = &r.set_train[i], *h = &r.set_heldout[i];
@@ -232,8 +243,8 @@ int cmd_tune(int argc, char **argv) {
                 printf("  held out     %-8zu %8.4f %8.4f %8.4f   (%s)\n", h->queries, h->stage1,
                        h->shipped, h->tuned, sets[i].heldout);
         }
-        printf("(stage 1: the index's own k1 and b, no reranking; shipped: the built-in\n"
-               "weights; tuned: the learned k1, b and weights; nDCG@10 over the top %d)\n",
+        printf("(stage 1: the index's own k1, b and alpha, no reranking; shipped: the\n"
+               "built-in weights; tuned: the learned values; nDCG@10 over the top %d)\n",
                r.rerank);
         printf("%s\n", r.stored ? "stored in the index settings" : "not stored (--no-store)");
     }
