@@ -741,6 +741,16 @@ typedef struct plumb_eval_stage_result {
     const plumb_run *run; /* the rankings, trec_eval order, one entry per
                              evaluated query, in q's order */
     int64_t no_hits;      /* evaluated queries that ranked no document */
+    int64_t rerank_fallbacks; /* evaluated queries whose ranking came from a
+                                 search that fell back to the stage-1 order
+                                 because its "http" reranker failed
+                                 (plumb_hits.rerank_fallback): for them the
+                                 stage was measured as stage 1. 0 for run
+                                 files. The timing passes are not counted
+                                 (their latency includes the failed calls) */
+    const char *rerank_error; /* the first such search's plumb_hits.rerank_error;
+                                 NULL when rerank_fallbacks is 0. Lives as
+                                 long as the result */
 } plumb_eval_stage_result;
 
 /* What went in and what was left out. */
