@@ -137,7 +137,7 @@ grep -q "warning: the reranker failed" "$tmp/err" || fail "ask: fallback warning
 tiny=$here/data/eval/tiny
 ev() { "$plumb" eval "$tiny" --cache-dir "$tmp/cache" --threads 1 --stages bm25,rerank \
   --reranker http --rerank-url "$url" "$@"; }
-out=$(ev --json --rerank-model 400-error:eval 2>"$tmp/err"); rc=$?
+out=$(ev --json --rerank-model 400-error:eval --report "$tmp/r.html" 2>"$tmp/err"); rc=$?
 [ $rc -eq 0 ] || fail "eval with a failing reranker: exit $rc"
 echo "$out" | python3 -c '
 import json,sys
@@ -149,6 +149,8 @@ assert s["bm25"]["rerank_fallbacks"] == 0 and s["bm25"]["rerank_error"] is None,
   || fail "eval --json fallbacks: $out"
 grep -q "warning: stage rerank: 3 of 3 searches fell back to the stage-1 order: .*/v1/rerank" \
   "$tmp/err" || fail "eval --json: no fallback warning on stderr: $(cat "$tmp/err")"
+grep -q "Stage rerank: 3 of 3 searches fell back to the stage-1 order" "$tmp/r.html" \
+  || fail "eval --report: no fallback note"
 out=$(ev --rerank-model 400-error:eval-text 2>/dev/null) || fail "eval text with a failing reranker"
 echo "$out" | grep -q "^! rerank: 3 of 3 searches fell back to the stage-1 order.*HTTP 400" \
   || fail "eval text: no fallback line under the table: $out"
@@ -158,7 +160,9 @@ echo "$out" | python3 -c '
 import json,sys; r=json.load(sys.stdin)["stages"]["rerank"]
 assert r["rerank_fallbacks"] == 1 and "400" in r["rerank_error"], r' || fail "eval, 1 of 3: $out"
 # a working service: no fallback, no warning
-out=$(ev --json --rerank-model plain:eval 2>"$tmp/err") || fail "eval with a working reranker"
+out=$(ev --json --rerank-model plain:eval --report "$tmp/r.html" 2>"$tmp/err") \
+  || fail "eval with a working reranker"
+grep -q "fell back" "$tmp/r.html" && fail "eval --report, working: unexpected fallback note"
 echo "$out" | python3 -c '
 import json,sys; r=json.load(sys.stdin)["stages"]["rerank"]
 assert r["rerank_fallbacks"] == 0 and r["rerank_error"] is None, r' || fail "eval, working: $out"
