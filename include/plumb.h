@@ -741,6 +741,16 @@ typedef struct plumb_eval_stage_result {
     const plumb_run *run; /* the rankings, trec_eval order, one entry per
                              evaluated query, in q's order */
     int64_t no_hits;      /* evaluated queries that ranked no document */
+    int64_t rerank_fallbacks; /* evaluated queries whose ranking came from a
+                                 search that fell back to the stage-1 order
+                                 because its "http" reranker failed
+                                 (plumb_hits.rerank_fallback): for them the
+                                 stage was measured as stage 1. 0 for run
+                                 files. The timing passes are not counted
+                                 (their latency includes the failed calls) */
+    const char *rerank_error; /* the first such search's plumb_hits.rerank_error;
+                                 NULL when rerank_fallbacks is 0. Lives as
+                                 long as the result */
 } plumb_eval_stage_result;
 
 /* What went in and what was left out. */
@@ -1019,7 +1029,8 @@ typedef struct plumb_log_entry {
     const char *kind;       /* "search" or "ask" */
     const char *query;      /* the query, or the question */
     const char *params;     /* JSON object: k, mode, scorer and every
-                               parameter that was not the default */
+                               parameter that was not the default; and
+                               how stage 2 ran (rerank_kind below) */
     int64_t n_hits;         /* hits returned */
     const char *hits;       /* JSON object of parallel arrays over the first
                                100 hits: "doc", "chunk", "score", "stages"
@@ -1037,6 +1048,14 @@ typedef struct plumb_log_entry {
     char query_id[20];      /* the query's id in exported qrels (plumb_log_query_id) */
     size_t nfeedback;
     const plumb_feedback *feedback; /* nfeedback rows, oldest first */
+    /* stage 2 as it ran (plumb_hits), read from `params` ("reranker",
+    ** "rerank_fallback", "rerank_error"; index/FORMAT.md) */
+    const char *rerank_kind;  /* "features" or "http"; NULL when stage 2 did
+                                 not run or the entry predates these keys */
+    int rerank_fallback;      /* 1: the reranker failed and the hits logged
+                                 are in stage-1 order */
+    const char *rerank_error; /* with rerank_fallback: why (at most 511
+                                 bytes, invalid UTF-8 as '?'); else NULL */
 } plumb_log_entry;
 
 typedef struct plumb_log_entries {

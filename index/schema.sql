@@ -167,7 +167,9 @@ CREATE TABLE query_log(
   kind          TEXT NOT NULL,        -- 'search' or 'ask'
   query         TEXT NOT NULL,        -- the query (the question, for 'ask') as given
   params        TEXT NOT NULL,        -- JSON object: k, mode, scorer and every
-                                      -- parameter that was not the default
+                                      -- parameter that was not the default; and
+                                      -- "reranker", "rerank_fallback",
+                                      -- "rerank_error": stage 2 as it ran (FORMAT.md)
   n_hits        INTEGER NOT NULL,     -- hits returned
   hits          TEXT NOT NULL,        -- JSON object of parallel arrays over the
                                       -- first min(n_hits, 100) hits, best first:

@@ -1024,11 +1024,14 @@ static uint64_t hits_checksum(const plumb_hits *h) {
 
 /* Search one query for one stage until `depth` distinct documents are
 ** ranked or the stage has no more: fills sp->docs (trec order, cut at
-** depth), returns their count in *nret and the search time in *ms. */
+** depth), returns their count in *nret and the search time in *ms. When
+** the search whose hits were ranked fell back to the stage-1 order (its
+** reranker failed), *fallback is 1 and fberr[0..fbcap) holds why. */
 static plumb_status search_query(plumb_db *db, result_impl *ri, const plumb_search_params *base,
                                  const eval_q *q, int depth, int drop_self, int kfirst,
                                  int64_t qnum, stage_pass *sp, plumb_eval_query *out,
-                                 int64_t *dropped, size_t *nret, double *ms) {
+                                 int64_t *dropped, size_t *nret, double *ms, int *fallback,
+                                 char *fberr, size_t fbcap) {
     plumb_search_params s = *base;
     s.with_text = 0;
     s.snippet_tokens = 0;
@@ -1074,6 +1077,9 @@ static plumb_status search_query(plumb_db *db, result_impl *ri, const plumb_sear
         }
         int more = h->n == (size_t)s.k && s.k < EVAL_MAX_K;
         out->chunks = (int)h->n;
+        /* the last search's hits are the ones ranked: its flag is the query's */
+        *fallback = h->rerank_fallback != 0;
+        if (*fallback) snprintf(fberr, fbcap, "%s", h->rerank_error ? h->rerank_error : "");
         plumb_hits_free(h);
         if (n >= (size_t)depth || !more) break;
         s.k = s.k > EVAL_MAX_K / 2 ? EVAL_MAX_K : s.k * 2;
@@ -1181,6 +1187,7 @@ static plumb_status run_stage(plumb_db *db, result_impl *ri, const plumb_eval_st
     run_impl *run = NULL;
     plumb_status rc = PLUMB_OK;
     size_t every = nq / 100 ? nq / 100 : 1;
+    char fberr[1024]; /* a fallback's reason (plumb_hits.rerank_error) */
 
     out->name = spool_dup(&ri->sp, stg->name, strlen(stg->name));
     out->search = stg->search;
@@ -1204,11 +1211,18 @@ static plumb_status run_stage(plumb_db *db, result_impl *ri, const plumb_eval_st
         plumb_eval_query *eq = &out->q[i];
         size_t n = 0;
         double ms = 0;
+        int fallback = 0;
         eq->query_id = qs[i].id;
         eq->nrel = qs[i].qr->nrel;
         rc = search_query(db, ri, &sprm, &qs[i], p->depth, p->drop_self, kfirst,
-                          (int64_t)i, &sp, eq, &ri->pub.counts.self_hits_dropped, &n, &ms);
+                          (int64_t)i, &sp, eq, &ri->pub.counts.self_hits_dropped, &n, &ms,
+                          &fallback, fberr, sizeof fberr);
         if (rc) goto done;
+        if (fallback && out->rerank_fallbacks++ == 0 &&
+            !(out->rerank_error = spool_dup(&ri->sp, fberr, strlen(fberr)))) {
+            rc = err_set(PLUMB_NOMEM, "evaluate");
+            goto done;
+        }
         total += ms;
         plumb_run_query *rq = &run->pub.q[i];
         rq->query_id = qs[i].id;

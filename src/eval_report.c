@@ -107,6 +107,17 @@ static void summary(buf *b, const char *title, const plumb_eval_result *r) {
     buf_printf(b, "<tr><td>hits equal to the query id</td><td>%s</td></tr>\n",
                r->drop_self ? "dropped (BEIR)" : "kept");
     buf_printf(b, "<tr><td>evaluation time</td><td>%.2f s</td></tr>\n</table>\n", r->elapsed_s);
+    for (size_t s = 0; s < r->nstages; s++) {
+        const plumb_eval_stage_result *st = &r->stage[s];
+        if (!st->rerank_fallbacks) continue;
+        buf_puts(b, "<p class=\"note\"><b>Stage ");
+        esc(b, st->name);
+        buf_printf(b, ": %lld of %zu searches fell back to the stage-1 order</b> (the reranker "
+                   "failed; those queries were measured as stage 1): ",
+                   (long long)st->rerank_fallbacks, st->nq);
+        esc(b, st->rerank_error);
+        buf_puts(b, "</p>\n");
+    }
     buf_puts(b,
              "<p class=\"note\">Metrics follow trec_eval: documents sorted by score, ties by "
              "document id descending; nDCG@10 with linear gains (the judgment value) and "

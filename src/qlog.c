@@ -86,6 +86,7 @@
 #define QLOG_MAX_QUEUE 65536  /* entries beyond this are dropped */
 #define QLOG_MAX_BYTES (64u << 20) /* ...and beyond this much memory */
 #define QLOG_MAX_HITS 100     /* hits kept per entry */
+#define QLOG_MAX_ERROR 512    /* bytes of a reranker's error kept, NUL included */
 #define QLOG_BLOCK_MIN 16     /* ids reserved ahead, doubling to QLOG_BLOCK_MAX */
 #define QLOG_BLOCK_MAX 4096
 #define QLOG_FLUSH_MAX 1024   /* entries per write that must not wait */
@@ -113,9 +114,12 @@ typedef struct qentry {
     int64_t at;           /* unix milliseconds */
     double latency_ms;
     plumb_search_params params; /* string fields set to NULL */
+    int rerank_fallback;        /* plumb_hits.rerank_fallback */
     int64_t n_hits, matched, generation, prompt_tokens;
     uint32_t nh;          /* hits stored */
     uint32_t query, prompt_hash, model, answer; /* offsets in str, or NOSTR */
+    uint32_t rerank_kind, rerank_error;         /* plumb_hits' (the error only
+                                                   with rerank_fallback) */
     qhit *hit;            /* nh entries, inside this allocation */
     char *str;            /* the strings, inside this allocation */
 } qentry;
@@ -321,10 +325,28 @@ static const char *vsearch_name(plumb_vsearch v) {
     return "?";
 }
 
+/* Stage 2 as it ran (plumb_hits): "reranker" when it ran, and
+** "rerank_fallback": true with "rerank_error" when it fell back. They sit in
+** params, not columns of their own: see index/FORMAT.md. */
+static void rerank_json(buf *b, const qentry *e, int comma) {
+    if (e->rerank_kind == NOSTR) return;
+    buf_puts(b, comma ? ",\"reranker\":" : "\"reranker\":");
+    put_str(b, e->str + e->rerank_kind);
+    if (!e->rerank_fallback) return;
+    buf_puts(b, ",\"rerank_fallback\":true,\"rerank_error\":");
+    put_str(b, e->rerank_error == NOSTR ? "" : e->str + e->rerank_error);
+}
+
 /* k, mode and scorer always; every other retrieval parameter when it is
-** not the default (texts, snippets and highlights do not change a ranking). */
+** not the default (texts, snippets and highlights do not change a ranking);
+** then how stage 2 ran. */
 static void params_json(buf *b, const qentry *e) {
-    if (!e->has_params) { buf_append(b, "{}", 2); return; }
+    if (!e->has_params) {
+        buf_putc(b, '{');
+        rerank_json(b, e, 0);
+        buf_putc(b, '}');
+        return;
+    }
     const plumb_search_params *p = &e->params;
     buf_append(b, "{\"k\":", 5);
     put_int(b, p->k);
@@ -349,6 +371,7 @@ static void params_json(buf *b, const qentry *e) {
         buf_printf(b, ",\"vsearch\":\"%s\"", vsearch_name(p->vsearch));
     if (p->ef_search > 0) { buf_puts(b, ",\"ef_search\":"); put_int(b, p->ef_search); }
     if (p->rerank >= 0) { buf_puts(b, ",\"rerank\":"); put_int(b, p->rerank); }
+    rerank_json(b, e, 1);
     buf_putc(b, '}');
 }
 
@@ -434,6 +457,26 @@ static void hits_json(buf *b, const qentry *e) {
 /* Entries and the queue                                              */
 /* ---------------------------------------------------------------- */
 
+/* Copy at most cap - 1 bytes of s to d (NUL-terminated), each byte that is
+** not part of valid UTF-8 (a cut sequence included) as '?': a server's
+** message may be anything, and the log's JSON must be UTF-8. Returns the
+** bytes written, NUL included; d may be NULL to measure. */
+static size_t clean_copy(char *d, const char *s, size_t cap) {
+    size_t n = strlen(s), o = 0;
+    if (n > cap - 1) n = cap - 1;
+    while (o < n) {
+        size_t v = utf8_check(s + o, n - o);
+        if (d) memcpy(d + o, s + o, v);
+        o += v;
+        if (o < n) {
+            if (d) d[o] = '?';
+            o++;
+        }
+    }
+    if (d) d[o] = 0;
+    return o + 1;
+}
+
 /* One allocation: the entry, its hits, its strings. NULL on OOM or when the
 ** strings would not fit 32-bit offsets. */
 static qentry *entry_new(int kind, const char *query, const plumb_search_params *p,
@@ -443,7 +486,11 @@ static qentry *entry_new(int kind, const char *query, const plumb_search_params 
     size_t lph = a && a->prompt_hash ? strlen(a->prompt_hash) + 1 : 0;
     size_t lmo = a && a->model ? strlen(a->model) + 1 : 0;
     size_t lan = a && a->answer ? strlen(a->answer) + 1 : 0;
-    strbytes += lph + lmo + lan;
+    /* copied, not kept: plumb_log_record_ask's hits are the caller's */
+    size_t lrk = h && h->rerank_kind ? clean_copy(NULL, h->rerank_kind, 32) : 0;
+    int fell = lrk && h->rerank_fallback;
+    size_t lre = fell && h->rerank_error ? clean_copy(NULL, h->rerank_error, QLOG_MAX_ERROR) : 0;
+    strbytes += lph + lmo + lan + lrk + lre;
     for (size_t i = 0; i < nh; i++) strbytes += strlen(h->hit[i].doc_id ? h->hit[i].doc_id : "") + 1;
     if (strbytes >= NOSTR) return NULL;
     size_t size = sizeof(qentry) + nh * sizeof(qhit) + strbytes;
@@ -465,6 +512,7 @@ static qentry *entry_new(int kind, const char *query, const plumb_search_params 
     e->matched = h ? h->matched : 0;
     e->generation = h ? h->generation : -1;
     e->prompt_tokens = a && a->prompt_tokens >= 0 ? a->prompt_tokens : -1;
+    e->rerank_fallback = fell;
     e->nh = (uint32_t)nh;
     size_t off = 0;
 #define PUT(s, len) (memcpy(e->str + off, (s), (len)), off += (len), (uint32_t)(off - (len)))
@@ -472,6 +520,17 @@ static qentry *entry_new(int kind, const char *query, const plumb_search_params 
     e->prompt_hash = lph ? PUT(a->prompt_hash, lph) : NOSTR;
     e->model = lmo ? PUT(a->model, lmo) : NOSTR;
     e->answer = lan ? PUT(a->answer, lan) : NOSTR;
+    e->rerank_kind = e->rerank_error = NOSTR;
+    if (lrk) {
+        clean_copy(e->str + off, h->rerank_kind, 32);
+        e->rerank_kind = (uint32_t)off;
+        off += lrk;
+    }
+    if (lre) {
+        clean_copy(e->str + off, h->rerank_error, QLOG_MAX_ERROR);
+        e->rerank_error = (uint32_t)off;
+        off += lre;
+    }
     for (size_t i = 0; i < nh; i++) {
         const plumb_hit *x = &h->hit[i];
         qhit *y = &e->hit[i];
@@ -1250,6 +1309,28 @@ static uintptr_t arena_col(buf *a, sqlite3_stmt *st, int col) {
 
 #define RESOLVE(a, f) ((f) = (f) ? (a)->p + ((uintptr_t)(f) - 1) : NULL)
 
+/* Stage 2's keys in an entry's params (rerank_json), strings into the
+** arena as arena_col's are. Entries without them (stage 2 off, or logged
+** before the keys existed) are not parsed. A params text that does not
+** parse (only out of memory, for text written here) leaves the fields
+** empty: they are a summary of params, which the entry still carries. */
+static void rerank_from_params(buf *a, plumb_log_entry *e, const char *params) {
+    if (!params || !strstr(params, "\"reranker\"")) return;
+    json_val *j = json_parse(params, NULL);
+    const char *kind = json_str(json_get(j, "reranker"));
+    if (kind) {
+        e->rerank_kind = (const char *)(uintptr_t)(a->len + 1);
+        buf_append(a, kind, strlen(kind) + 1);
+        e->rerank_fallback = json_is_true(json_get(j, "rerank_fallback"));
+        const char *err = json_str(json_get(j, "rerank_error"));
+        if (e->rerank_fallback && err) {
+            e->rerank_error = (const char *)(uintptr_t)(a->len + 1);
+            buf_append(a, err, strlen(err) + 1);
+        }
+    }
+    json_free(j);
+}
+
 void plumb_log_entries_free(plumb_log_entries *e) {
     if (!e) return;
     list_impl *l = (list_impl *)e;
@@ -1316,6 +1397,7 @@ plumb_status plumb_log_list(plumb_db *db, const plumb_log_filter *f, plumb_log_e
         e->query = (const char *)arena_col(a, st, 3);
         plumb_log_query_id((const char *)sqlite3_column_text(st, 3), e->query_id);
         e->params = (const char *)arena_col(a, st, 4);
+        rerank_from_params(a, e, (const char *)sqlite3_column_text(st, 4));
         e->n_hits = sqlite3_column_int64(st, 5);
         e->hits = (const char *)arena_col(a, st, 6);
         e->matched = sqlite3_column_int64(st, 7);
@@ -1367,6 +1449,8 @@ plumb_status plumb_log_list(plumb_db *db, const plumb_log_filter *f, plumb_log_e
         RESOLVE(a, e->prompt_hash);
         RESOLVE(a, e->model);
         RESOLVE(a, e->answer);
+        RESOLVE(a, e->rerank_kind);
+        RESOLVE(a, e->rerank_error);
         e->feedback = e->nfeedback ? l->fb + (uintptr_t)e->feedback : NULL;
     }
 done:

@@ -15,7 +15,8 @@
 # a judgment only with --good-top. Also: errors name the unknown entry or
 # document (exit 1), usage errors exit 2, the log can be switched off and
 # bounded, --no-log and `plumb eval` add no entries, and the human output of
-# `plumb search` is unchanged. Needs python3. Prints "N passed, M failed".
+# `plumb search` is unchanged; entries record stage 2's reranker and a
+# fallback to the stage-1 order. Needs python3. Prints "N passed, M failed".
 
 set -u
 plumb=${1:?usage: qlog_cli_test.sh PLUMB SAMPLE_DIR}
@@ -204,6 +205,39 @@ run log --on --off --db "$db"
 expect "--on --off: usage" 2 "$rc"
 run export-qrels --db "$db"
 expect "export without OUT: usage" 2 "$rc"
+
+# ---- stage 2 as it ran: the reranker, and a fallback when it failed ------------
+run log --keep 0 --db "$db"
+expect "log --keep 0" 0 "$rc"
+run search "$q3" --db "$db" --json --rerank 5 --reranker features
+idf=$(py 'd["log_id"]')
+run search "$q3" --db "$db" --json --rerank 0
+id0=$(py 'd["log_id"]')
+# nothing listens on port 1: refused at once (3 attempts, about a second)
+run search "$q3" --db "$db" --json --rerank 5 --reranker http \
+    --rerank-url http://127.0.0.1:1/v1 --rerank-timeout 0.5
+expect "search with a dead reranker exit" 0 "$rc"
+expect "search with a dead reranker: fallback" True "$(py 'd["rerank"]["fallback"]')"
+idh=$(py 'd["log_id"]')
+run log --json --id "$idh" --db "$db"
+e='d["entries"][0]'
+expect "log: the http reranker" "http True True" \
+    "$(py "$e[\"reranker\"], $e[\"rerank_fallback\"], '127.0.0.1:1/v1/rerank' in $e[\"rerank_error\"]" | tr -d "(),'")"
+expect "log: params carry it" "http True True" \
+    "$(py "$e[\"params\"][\"reranker\"], $e[\"params\"][\"rerank_fallback\"], $e[\"params\"][\"rerank_error\"] == $e[\"rerank_error\"]" | tr -d "(),'")"
+run log --id "$idh" --db "$db"
+grep -q "^    rerank: http failed, hits in stage-1 order: POST http://127.0.0.1:1/v1/rerank" "$T/out" \
+    && ok || bad "log: no fallback line: $(cat "$T/out")"
+run log --json --id "$idf" --db "$db"
+expect "log: the features reranker" "features False None" \
+    "$(py "$e[\"reranker\"], $e[\"rerank_fallback\"], $e[\"rerank_error\"]" | tr -d "(),'")"
+expect "log: features params" "features False" \
+    "$(py "$e[\"params\"][\"reranker\"], 'rerank_fallback' in $e[\"params\"]" | tr -d "(),'")"
+run log --id "$idf" --db "$db"
+grep -q "rerank:" "$T/out" && bad "log: a fallback line without a fallback: $(cat "$T/out")" || ok
+run log --json --id "$id0" --db "$db"
+expect "log: stage 2 off" "None False False" \
+    "$(py "$e[\"reranker\"], $e[\"rerank_fallback\"], 'reranker' in $e[\"params\"]" | tr -d "(),'")"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

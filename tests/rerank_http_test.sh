@@ -4,7 +4,8 @@
 # reranker's defaults with plumb config (and have bad values refused with a
 # message naming key and value), see them in plumb stats, search with them
 # and with the per-search options, and keep the stage-1 order -- flagged in
-# --json and warned about on stderr -- when the service fails.
+# --json and warned about on stderr -- when the service fails; and plumb eval
+# counting the searches that fell back.
 set -u
 plumb=$1
 here=$(cd "$(dirname "$0")" && pwd)
@@ -129,6 +130,45 @@ out=$("$plumb" ask --db "$db" --dry-run --reranker http --rerank-url "$url" \
   --rerank-model fail-500-always:ask "$q" 2>"$tmp/err"); rc=$?
 [ $rc -eq 0 ] || fail "ask --dry-run with a failing reranker: exit $rc"
 grep -q "warning: the reranker failed" "$tmp/err" || fail "ask: fallback warning: $(cat "$tmp/err")"
+
+# 7. plumb eval counts the searches that fell back (a failing service must not
+# pass for a reranker that changed nothing). tests/data/eval/tiny: 3 queries
+# evaluated. 400-error fails every request without retries, so this is fast.
+tiny=$here/data/eval/tiny
+ev() { "$plumb" eval "$tiny" --cache-dir "$tmp/cache" --threads 1 --stages bm25,rerank \
+  --reranker http --rerank-url "$url" "$@"; }
+out=$(ev --json --rerank-model 400-error:eval --report "$tmp/r.html" 2>"$tmp/err"); rc=$?
+[ $rc -eq 0 ] || fail "eval with a failing reranker: exit $rc"
+echo "$out" | python3 -c '
+import json,sys
+d=json.load(sys.stdin); n=d["counts"]["evaluated"]; s=d["stages"]
+assert n == 3, n
+assert s["rerank"]["rerank_fallbacks"] == n, s["rerank"]
+assert "/v1/rerank" in s["rerank"]["rerank_error"] and "400" in s["rerank"]["rerank_error"], s["rerank"]
+assert s["bm25"]["rerank_fallbacks"] == 0 and s["bm25"]["rerank_error"] is None, s["bm25"]' \
+  || fail "eval --json fallbacks: $out"
+grep -q "warning: stage rerank: 3 of 3 searches fell back to the stage-1 order: .*/v1/rerank" \
+  "$tmp/err" || fail "eval --json: no fallback warning on stderr: $(cat "$tmp/err")"
+grep -q "Stage rerank: 3 of 3 searches fell back to the stage-1 order" "$tmp/r.html" \
+  || fail "eval --report: no fallback note"
+out=$(ev --rerank-model 400-error:eval-text 2>/dev/null) || fail "eval text with a failing reranker"
+echo "$out" | grep -q "^! rerank: 3 of 3 searches fell back to the stage-1 order.*HTTP 400" \
+  || fail "eval text: no fallback line under the table: $out"
+# only the 3rd request fails (one per query, in order): 1 of 3
+out=$(ev --json --rerank-model 400-at-3:eval 2>/dev/null) || fail "eval, one failure"
+echo "$out" | python3 -c '
+import json,sys; r=json.load(sys.stdin)["stages"]["rerank"]
+assert r["rerank_fallbacks"] == 1 and "400" in r["rerank_error"], r' || fail "eval, 1 of 3: $out"
+# a working service: no fallback, no warning
+out=$(ev --json --rerank-model plain:eval --report "$tmp/r.html" 2>"$tmp/err") \
+  || fail "eval with a working reranker"
+grep -q "fell back" "$tmp/r.html" && fail "eval --report, working: unexpected fallback note"
+echo "$out" | python3 -c '
+import json,sys; r=json.load(sys.stdin)["stages"]["rerank"]
+assert r["rerank_fallbacks"] == 0 and r["rerank_error"] is None, r' || fail "eval, working: $out"
+grep -q "fell back" "$tmp/err" && fail "eval, working: unexpected warning: $(cat "$tmp/err")"
+out=$(ev --rerank-model plain:eval-text 2>/dev/null) || fail "eval text with a working reranker"
+echo "$out" | grep -q "fell back" && fail "eval text, working: unexpected fallback line: $out"
 
 [ $fails -eq 0 ] && echo "rerank_http_test: all passed"
 exit $((fails > 0))

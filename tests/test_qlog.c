@@ -575,6 +575,88 @@ static void test_content(void) {
     rm_index(p);
 }
 
+/* Stage 2 as it ran: the reranker and a fallback, in params and read back
+** into plumb_log_entry; strings copied from the caller's hits. */
+static void test_rerank(void) {
+    char p[512];
+    plumb_db *db = fresh("rerank.db", p, sizeof p);
+    plumb_search_params sp;
+    plumb_search_params_init(&sp);
+    sp.rerank = 5;
+    sp.reranker = "features";
+    plumb_hits *h = NULL;
+    CHECK_OK(plumb_search(db, "beta gamma", &sp, &h));
+    CHECK(h && h->log_id > 0 && h->rerank_kind && !strcmp(h->rerank_kind, "features"));
+    plumb_log_filter f;
+    plumb_log_filter_init(&f);
+    f.id = h ? h->log_id : 0;
+    plumb_log_entries *e = NULL;
+    CHECK_OK(plumb_log_list(db, &f, &e));
+    CHECK(e && e->n == 1);
+    if (e && e->n == 1) {
+        const plumb_log_entry *x = &e->entry[0];
+        CHECK_STR(x->rerank_kind, "features");
+        CHECK(x->rerank_fallback == 0 && x->rerank_error == NULL);
+        CHECK(strstr(x->params, ",\"rerank\":5,\"reranker\":\"features\"}") != NULL);
+    }
+    plumb_log_entries_free(e);
+    plumb_hits_free(h);
+
+    /* an answer whose reranker failed, hits made by hand: a server message
+    ** with a stray byte, longer than is kept, cut inside a UTF-8 sequence */
+    char kind[8] = "http", err[700];
+    const char *head = "POST http://x/v1/rerank: HTTP 500: caf\xc3\xa9 \xff!";
+    size_t hl = strlen(head);
+    memcpy(err, head, hl);
+    memset(err + hl, 'a', sizeof err - 1 - hl);
+    err[510] = '\xc3'; /* bytes 0..510 are kept: this one is cut from its pair */
+    err[511] = '\xa9';
+    err[sizeof err - 1] = 0;
+    plumb_hit hit = {.doc_id = "d1", .chunk_id = 1, .score = 2.0, .score_lex = 2.0,
+                     .score_dense = NAN, .score_fused = NAN, .score_rerank = NAN, .rank_lex = 1};
+    plumb_hits hy = {.n = 1, .hit = &hit, .matched = 1, .generation = 1, .rerank_kind = kind,
+                     .rerank_n = 1, .rerank_fallback = 1, .rerank_error = err};
+    plumb_log_ask a = {"failed?", NULL, &hy, NULL, -1, NULL, NULL, 3.0};
+    int64_t aid = 0;
+    CHECK_OK(plumb_log_record_ask(db, &a, &aid));
+    memset(kind, 'x', sizeof kind - 1); /* the caller's strings are its own again */
+    memset(err, 'y', sizeof err - 1);
+    /* stage 2 off: nothing about it */
+    plumb_hits none = {.n = 1, .hit = &hit, .matched = 1, .generation = 1};
+    plumb_log_ask b = {"off?", NULL, &none, NULL, -1, NULL, NULL, 1.0};
+    int64_t bid = 0;
+    CHECK_OK(plumb_log_record_ask(db, &b, &bid));
+    f.id = aid;
+    CHECK_OK(plumb_log_list(db, &f, &e));
+    CHECK(e && e->n == 1);
+    if (e && e->n == 1) {
+        const plumb_log_entry *x = &e->entry[0];
+        CHECK_STR(x->rerank_kind, "http");
+        CHECK(x->rerank_fallback == 1 && x->rerank_error);
+        if (x->rerank_error) {
+            const char *r = x->rerank_error;
+            CHECK(strlen(r) == 511);
+            CHECK(strncmp(r, "POST http://x/v1/rerank: HTTP 500: caf\xc3\xa9 ?!aaa", hl + 3) == 0);
+            CHECK(r[509] == 'a' && r[510] == '?');
+            CHECK(utf8_check(r, strlen(r)) == strlen(r));
+        }
+        CHECK(strncmp(x->params, "{\"reranker\":\"http\",\"rerank_fallback\":true,"
+                      "\"rerank_error\":\"POST http://x/v1/rerank: ", 83) == 0);
+    }
+    plumb_log_entries_free(e);
+    f.id = bid;
+    CHECK_OK(plumb_log_list(db, &f, &e));
+    CHECK(e && e->n == 1);
+    if (e && e->n == 1) {
+        CHECK_STR(e->entry[0].params, "{}");
+        CHECK(!e->entry[0].rerank_kind && !e->entry[0].rerank_fallback &&
+              !e->entry[0].rerank_error);
+    }
+    plumb_log_entries_free(e);
+    plumb_close(db);
+    rm_index(p);
+}
+
 /* ---------------------------------------------------------------- */
 /* export                                                             */
 /* ---------------------------------------------------------------- */
@@ -695,6 +777,7 @@ int main(void) {
         return 1;
     }
     test_content();
+    test_rerank();
     test_feedback();
     test_export();
     test_ids();

@@ -188,7 +188,9 @@ void cmd_eval_help(FILE *f) {
             "                       index's, 30)\n"
             "  --reranker features|http, --rerank-url URL, --rerank-model NAME,\n"
             "  --rerank-timeout S   the rerank stage's reranker, as for 'plumb search' (a\n"
-            "                       query whose service call fails keeps its stage-1 order)\n"
+            "                       query whose service call fails keeps its stage-1 order;\n"
+            "                       they are counted: a '!' line under the table, and\n"
+            "                       \"rerank_fallbacks\", \"rerank_error\" in --json)\n"
             "  --vsearch V          f32, int8, binary or ann (default: int8 from 20,000 vectors)\n"
             "  --dim N              built-in embedder dimensions when the index is built\n"
             "                       (default 256)\n"
@@ -582,6 +584,18 @@ static void print_metrics_table(const plumb_eval_result *r) {
         for (int m = 0; m < PLUMB_METRIC_COUNT; m++) printf("  %8.4f", st->mean[m]);
         printf("\n");
     }
+    /* a stage whose reranker failed was measured (partly) as stage 1: say so
+    ** right under its numbers */
+    for (size_t s = 0; s < r->nstages; s++) {
+        const plumb_eval_stage_result *st = &r->stage[s];
+        if (!st->rerank_fallbacks) continue;
+        printf("! ");
+        cli_put_clean(stdout, st->name, 0);
+        printf(": %" PRId64 " of %zu searches fell back to the stage-1 order (the reranker "
+               "failed; those queries were measured as stage 1): ", st->rerank_fallbacks, st->nq);
+        cli_put_clean(stdout, st->rerank_error ? st->rerank_error : "?", 0);
+        printf("\n");
+    }
 }
 
 static void print_latency_table(const plumb_eval_result *r) {
@@ -733,7 +747,9 @@ static void json_stage(const plumb_eval_stage_result *st, const plumb_stats *ist
     }
     printf("\"metrics\":");
     json_metrics(st->mean);
-    printf(",\"queries\":%zu,\"no_hits\":%" PRId64, st->nq, st->no_hits);
+    printf(",\"queries\":%zu,\"no_hits\":%" PRId64 ",\"rerank_fallbacks\":%" PRId64
+           ",\"rerank_error\":", st->nq, st->no_hits, st->rerank_fallbacks);
+    cli_json_str(stdout, st->rerank_error);
     const plumb_eval_latency *l = &st->latency;
     if (l->measured) {
         printf(",\"latency\":{");
@@ -1204,6 +1220,16 @@ int cmd_eval(int argc, char **argv) {
         code = CLI_EXIT_FAIL;
         goto done;
     }
+    /* the text table says it under the metrics; --json keeps stdout for JSON */
+    for (size_t s = 0; o.json && s < res->nstages; s++)
+        if (res->stage[s].rerank_fallbacks) {
+            fprintf(stderr, "plumb: warning: stage ");
+            cli_put_clean(stderr, res->stage[s].name, 0);
+            fprintf(stderr, ": %" PRId64 " of %zu searches fell back to the stage-1 order: ",
+                    res->stage[s].rerank_fallbacks, res->stage[s].nq);
+            cli_put_clean(stderr, res->stage[s].rerank_error ? res->stage[s].rerank_error : "?", 0);
+            fputc('\n', stderr);
+        }
     if (brun) {
         const plumb_run *rr[1] = {brun};
         const char *bn[1] = {"baseline"};

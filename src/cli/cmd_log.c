@@ -122,7 +122,10 @@ void cmd_log_help(FILE *f) {
           "  --feedback           only entries that have feedback\n"
           "  --json               print one JSON object: {\"entries\": [{\"id\", \"at_ms\",\n"
           "                       \"time\", \"kind\", \"query\", \"query_id\", \"params\",\n"
-          "                       \"n_hits\", \"hits\", \"latency_ms\", ..., \"feedback\": [...]}]}\n"
+          "                       \"n_hits\", \"hits\", \"latency_ms\", \"reranker\" (stage 2's,\n"
+          "                       null when it did not run), \"rerank_fallback\" (true: the\n"
+          "                       reranker failed, the hits are in stage-1 order),\n"
+          "                       \"rerank_error\", ..., \"feedback\": [...]}]}\n"
           "  --status             show whether the log is on, its retention and its counts\n"
           "  --on, --off          switch logging on or off for this index (all processes)\n"
           "  --keep N             keep at most N entries without feedback (default 100000;\n"
@@ -178,6 +181,10 @@ static void entry_json(const plumb_log_entry *e) {
     printf(",\"matched\":%" PRId64 ",\"generation\":%" PRId64 ",\"latency_ms\":", e->matched,
            e->generation);
     cli_json_num(stdout, e->latency_ms);
+    printf(",\"reranker\":");
+    cli_json_str(stdout, e->rerank_kind);
+    printf(",\"rerank_fallback\":%s,\"rerank_error\":", e->rerank_fallback ? "true" : "false");
+    cli_json_str(stdout, e->rerank_error);
     if (e->kind && strcmp(e->kind, "ask") == 0) {
         printf(",\"prompt_hash\":");
         cli_json_str(stdout, e->prompt_hash);
@@ -228,6 +235,13 @@ static void entry_human(const plumb_log_entry *e) {
     }
     if (shown) putchar('\n');
     for (int i = 0; i < nd; i++) free(docs[i]);
+    if (e->rerank_fallback) {
+        printf("    rerank: ");
+        cli_put_clean(stdout, e->rerank_kind, 0);
+        printf(" failed, hits in stage-1 order: ");
+        cli_put_clean(stdout, e->rerank_error ? e->rerank_error : "?", 0);
+        putchar('\n');
+    }
     if (e->answer) {
         printf("    answer (%s): ", e->model ? e->model : "?");
         char a[201];
