@@ -1191,7 +1191,10 @@ typedef struct plumb_tune_params {
                      of every judged query's top N at the learned parameters,
                      training and held-out, to this file as LETOR/SVMlight
                      lines: "REL qid:SET_QID 1:F1 ... 13:F13 # set=S
-                     split=train|heldout doc=DOC", features normalised as
+                     split=train|heldout doc=DOC idcg=X" (X: the query's
+                     ideal DCG@10 over all its judgments), after a line
+                     "# query qid:SET_QID split=S idcg=X" for every judged
+                     query (also one without candidates), features normalised as
                      the reranker sees them, numbered in the order of
                      weight_names (for learners outside plumb) */
 } plumb_tune_params;

@@ -74,13 +74,14 @@ static double now_s(void) {
 }
 
 /* One candidate as a line of LETOR / SVMlight text: judgment, query,
-** the normalised features numbered from 1, then the set, split and
-** document as a comment. */
+** the normalised features numbered from 1, then the set, split,
+** document and the query's ideal DCG@10 over all its judgments (for
+** nDCG@10 computed from the candidates alone) as a comment. */
 static void dump_line(FILE *f, int rel, int set, const char *split, const char *qid,
-                      const double *feat, const char *doc) {
+                      const double *feat, const char *doc, double idcg) {
     fprintf(f, "%d qid:%d_%s", rel, set, qid);
     for (int i = 0; i < NF; i++) fprintf(f, " %d:%.9g", i + 1, feat[i]);
-    fprintf(f, " # set=%d split=%s doc=%s\n", set, split, doc);
+    fprintf(f, " # set=%d split=%s doc=%s idcg=%.9g\n", set, split, doc, idcg);
 }
 
 /* Search every judged query of one set into the cache (alpha < 0: the
@@ -130,6 +131,8 @@ static plumb_status collect(const plumb_tune_set *s, const plumb_qrels *qrels, i
         }
         tq *t = &c->q[c->nq++];
         *t = (tq){c->n, 0, idcg10(ideal, nideal), set};
+        if (dump) /* every judged query, also one without candidates (it scores 0) */
+            fprintf(dump, "# query qid:%d_%s split=%s idcg=%.9g\n", set, qid, split, t->idcg);
         for (size_t j = 0; j < sink.n && j < h->n; j++) {
             const char *doc = h->hit[j].doc_id;
             if (!strcmp(doc, qid)) continue; /* drop_self, as plumb_eval_run */
@@ -140,7 +143,7 @@ static plumb_status collect(const plumb_tune_set *s, const plumb_qrels *qrels, i
             memcpy(c->feat + at * NF, sink.cand[j].feat, NF * sizeof(double));
             c->rel[at] = eval_judgment(qrels, qid, doc);
             c->doc[at] = key;
-            if (dump) dump_line(dump, c->rel[at], set, split, qid, c->feat + at * NF, doc);
+            if (dump) dump_line(dump, c->rel[at], set, split, qid, c->feat + at * NF, doc, t->idcg);
             c->n++;
             t->n++;
         }

@@ -17,9 +17,10 @@
 #   - --store writes what was learned (read back with plumb config; the
 #     index's values are first set off the grid, so only a write of the
 #     learned ones passes) and --no-store writes nothing;
-#   - --dump-features writes one LETOR line per candidate: 13 features,
-#     the split named, judgments equal to the qrels' for that document,
-#     and as many training query ids as training queries.
+#   - --dump-features writes a "# query" line per judged query and one
+#     LETOR line per candidate: 13 features, the split named, judgments
+#     equal to the qrels' for that document, as many training and held-out
+#     query lines as there are judged queries.
 # Prints "N passed, M failed".
 
 set -u
@@ -124,7 +125,12 @@ def qrels(p):
 tr, te = qrels(trf), qrels(tef)
 problems, qids = [], {"train": set(), "heldout": set()}
 n = 0
+headers = {"train": set(), "heldout": set()}
 for line in open(path):
+    if line.startswith("# query "):
+        meta = dict(x.split("=", 1) for x in line.split()[3:])
+        headers[meta["split"]].add(line.split()[2].split(":", 1)[1].split("_", 1)[1])
+        continue
     n += 1
     body, _, comment = line.rstrip("\n").partition(" # ")
     parts = body.split()
@@ -141,7 +147,9 @@ for line in open(path):
     if judged.get((q, meta["doc"]), 0) != rel:
         problems.append("judgment: " + line)
     qids[meta["split"]].add(q)
-print(n, len(qids["train"]), len(qids["heldout"]), len(problems))
+if not qids["train"] <= headers["train"] or not qids["heldout"] <= headers["heldout"]:
+    problems.append("a query with candidates has no '# query' line")
+print(n, len(headers["train"]), len(headers["heldout"]), len(problems))
 for p in problems[:5]: print(p, file=sys.stderr)
 EOF
 read -r nlines ntrain nheld nprob <"$T/letor.out"
