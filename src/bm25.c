@@ -45,6 +45,7 @@
 */
 #include "plumb_impl.h"
 
+#include <assert.h>
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -600,10 +601,19 @@ static const char *side_problem(const bm25_index *ix, int64_t gen, char *buf_, s
     } else {
         size_t off[6], total;
         side_layout(&h, off, &total);
-        if (total != file_size(f) - sizeof h || !(body = malloc(total ? total : 1)))
+        /* hashed in 64 KB reads: checking a side file needs no copy of it */
+        enum { BUF = 1 << 16 };
+        hash64_state hs;
+        hash64_begin(&hs, total, 0);
+        if (total != file_size(f) - sizeof h)
             why = "size does not match its header (truncated or damaged)";
-        else if (fread(body, 1, total, f) != total) why = "truncated body";
-        else if (hash64(body, total, 0) != h.body_hash) why = "checksum mismatch (damaged)";
+        else if (!(body = malloc(BUF))) why = "out of memory reading it";
+        for (size_t left = total; !why && left;) {
+            size_t k = left < BUF ? left : BUF;
+            if (fread(body, 1, k, f) != k) why = "truncated body";
+            else { hash64_update(&hs, body, k); left -= k; }
+        }
+        if (!why && hash64_end(&hs) != h.body_hash) why = "checksum mismatch (damaged)";
     }
     free(body);
     fclose(f);
@@ -719,11 +729,40 @@ static void sweep_stale(const bm25_index *ix) {
     closedir(d);
 }
 
-static void copy_n(void *dst, const void *src, size_t n) {
-    if (n) memcpy(dst, src, n);
+/* Streaming writer for the side file body: appends through stdio and
+** hashes what it appends, so the body never exists in memory as a whole.
+** (It is about as large as the postings; assembling it in one buffer
+** doubled the peak RSS of indexing.) The error is sticky: after a failed
+** write every later put is a no-op, and the caller checks bad once. */
+typedef struct side_out {
+    FILE *f;
+    hash64_state hs;
+    uint64_t pos; /* body bytes appended so far */
+    int bad;      /* a write failed (errno says why) */
+} side_out;
+
+static void side_put(side_out *o, const void *p, size_t n) {
+    if (o->bad || !n) return; /* !n: an empty index has NULL arrays */
+    if (store_write_all(o->f, p, n)) { o->bad = 1; return; }
+    hash64_update(&o->hs, p, n);
+    o->pos += n;
 }
 
-/* Write the snapshot (caller holds at least the read lock). */
+/* Zeros up to the next multiple of 8 (the layout's al8), then the
+** position must be the section start the layout computed. */
+static void side_align(side_out *o, size_t want) {
+    static const char zero[8];
+    side_put(o, zero, al8(o->pos) - o->pos);
+    assert(o->bad || o->pos == want);
+    (void)want;
+}
+
+/* Write the snapshot (caller holds at least the read lock), section by
+** section straight from the in-memory arrays into "<side>.tmp<pid>";
+** extra memory: a 16 KB sterm buffer and stdio's. The header is written
+** first with body_hash 0 and rewritten in place once the hash is known.
+** A crash at any point leaves the old side file (or none) under the real
+** name: the new one is renamed in only when complete and synced. */
 static plumb_status save(bm25_index *ix) {
     sweep_stale(ix);
     side_hdr h;
@@ -744,46 +783,58 @@ static plumb_status save(bm25_index *ix) {
     h.ndead = ix->ndead;
     size_t off[6], total;
     side_layout(&h, off, &total);
-    /* assemble the body in memory: one hash pass, one write */
-    char *body = calloc(1, total ? total : 1);
-    if (!body) return err_set(PLUMB_NOMEM, "save lexical index");
-    /* an empty index has NULL arrays: memcpy(dst, NULL, 0) is undefined */
-    copy_n(body + off[0], ix->arena, ix->narena);
-    sterm *st = (sterm *)(body + off[1]);
-    post *ps = (post *)(body + off[2]);
-    size_t used = 0;
-    for (uint32_t i = 0; i < ix->nterms; i++) {
-        const term *t = &ix->terms[i];
-        st[i] = (sterm){t->off, t->len, 0, t->n, 0};
-        copy_n(ps + used, t->p, (size_t)t->n * sizeof *ps);
-        used += t->n;
-    }
-    copy_n(body + off[3], ix->cid, (size_t)ix->nord * 8);
-    copy_n(body + off[4], ix->lt, (size_t)ix->nord * 4);
-    copy_n(body + off[5], ix->lb, (size_t)ix->nord * 4);
-    copy_n(body + off[5] + al8((size_t)ix->nord * 4), ix->dead, ix->nord);
-    h.body_hash = hash64(body, total, 0);
-
     size_t pl = strlen(ix->side_path);
     char *tmp = malloc(pl + 32);
-    plumb_status rc = PLUMB_OK;
-    if (!tmp) { free(body); return err_set(PLUMB_NOMEM, "save lexical index"); }
+    if (!tmp) return err_set(PLUMB_NOMEM, "save lexical index");
     snprintf(tmp, pl + 32, "%s.tmp%ld", ix->side_path, (long)getpid());
+    plumb_status rc = PLUMB_OK;
     FILE *f = fopen(tmp, "wb");
-    if (!f) rc = err_set(PLUMB_IO, "%s: %s", tmp, strerror(errno));
-    else {
-        int bad = store_write_all(f, &h, sizeof h) || store_write_all(f, body, total);
-        bad |= fflush(f) != 0;
-        bad |= fsync(fileno(f)) != 0;
-        bad |= fclose(f) != 0;
-        if (bad) rc = err_set(PLUMB_IO, "%s: %s", tmp, strerror(errno));
-        else if (rename(tmp, ix->side_path) != 0)
-            rc = err_set(PLUMB_IO, "rename %s: %s", ix->side_path, strerror(errno));
-        if (rc) unlink(tmp);
-        else store_fsync_dir(ix->side_path); /* make the rename itself durable */
+    if (!f) {
+        rc = err_set(PLUMB_IO, "%s: %s", tmp, strerror(errno));
+        goto done;
     }
+    side_out o = {f, {0}, 0, 0};
+    hash64_begin(&o.hs, total, 0);
+    /* placeholder header (body_hash 0): rewritten below */
+    o.bad = store_write_all(f, &h, sizeof h);
+    side_put(&o, ix->arena, ix->narena);
+    side_align(&o, off[1]);
+    sterm st[1024];
+    for (uint32_t i = 0; i < ix->nterms;) {
+        uint32_t k = 0;
+        for (; k < 1024 && i < ix->nterms; k++, i++) {
+            const term *t = &ix->terms[i];
+            st[k] = (sterm){t->off, t->len, 0, t->n, 0};
+        }
+        side_put(&o, st, (size_t)k * sizeof *st);
+    }
+    side_align(&o, off[2]);
+    for (uint32_t i = 0; i < ix->nterms; i++)
+        side_put(&o, ix->terms[i].p, (size_t)ix->terms[i].n * sizeof(post));
+    side_align(&o, off[3]);
+    side_put(&o, ix->cid, (size_t)ix->nord * 8);
+    side_align(&o, off[4]);
+    side_put(&o, ix->lt, (size_t)ix->nord * 4);
+    side_align(&o, off[5]);
+    side_put(&o, ix->lb, (size_t)ix->nord * 4);
+    side_align(&o, off[5] + al8((size_t)ix->nord * 4));
+    side_put(&o, ix->dead, ix->nord);
+    side_align(&o, total);
+    int bad = o.bad;
+    if (!bad) {
+        h.body_hash = hash64_end(&o.hs);
+        bad = fflush(f) != 0 || pwrite(fileno(f), &h, sizeof h, 0) != (ssize_t)sizeof h;
+    }
+    bad |= fflush(f) != 0;
+    bad |= fsync(fileno(f)) != 0;
+    bad |= fclose(f) != 0;
+    if (bad) rc = err_set(PLUMB_IO, "%s: %s", tmp, strerror(errno));
+    else if (rename(tmp, ix->side_path) != 0)
+        rc = err_set(PLUMB_IO, "rename %s: %s", ix->side_path, strerror(errno));
+    if (rc) unlink(tmp);
+    else store_fsync_dir(ix->side_path); /* make the rename itself durable */
+done:
     free(tmp);
-    free(body);
     if (!rc) ix->applied = 0;
     return rc;
 }

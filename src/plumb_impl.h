@@ -54,6 +54,21 @@ char *buf_detach(buf *b); /* returns p (or "" copy), leaves b empty; NULL on OOM
 /* 64-bit non-cryptographic content hash (stable across platforms and
 ** versions: it is stored in the index). */
 uint64_t hash64(const void *data, size_t n, uint64_t seed);
+/* hash64() computed incrementally, for data too large to hold at once:
+** hash64_begin() with the total length n the updates will add up to
+** (hash64 mixes it in first), hash64_update() any number of times with
+** pieces of any size, then hash64_end() returns what hash64() of the
+** concatenation returns. Feeding other than n bytes in all is a bug
+** (asserted). The state holds no pointers: copy or discard it freely. */
+typedef struct hash64_state {
+    uint64_t h;             /* running mix */
+    uint64_t n, fed;        /* declared and fed length, bytes */
+    unsigned char part[8];  /* bytes of an incomplete word */
+    unsigned npart;         /* how many of part[] are held, < 8 */
+} hash64_state;
+void hash64_begin(hash64_state *s, uint64_t n, uint64_t seed);
+void hash64_update(hash64_state *s, const void *data, size_t n);
+uint64_t hash64_end(const hash64_state *s);
 /* Writes 16 lowercase hex digits and a NUL into out[17]. */
 void hash64_hex(uint64_t h, char out[17]);
 

@@ -112,6 +112,44 @@ static void test_hash(void) {
         for (int j = i + 1; j <= 8; j++) CHECK(hs[i] != hs[j]);
 }
 
+/* hash64_begin/update/end against hash64 itself: every length 0..200,
+** fed whole, byte by byte, and in random pieces (pieces that straddle
+** words, pieces of 0 bytes); and a 1 MB input in uneven pieces. */
+static void test_hash_stream(void) {
+    static unsigned char m[1 << 20];
+    uint64_t r = 0x9E3779B97F4A7C15ULL;
+    for (size_t i = 0; i < sizeof m; i++) {
+        r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+        m[i] = (unsigned char)r;
+    }
+    int bad = 0;
+    for (size_t n = 0; n <= 200; n++) {
+        uint64_t want = hash64(m, n, n * 31);
+        hash64_state a, b, c;
+        hash64_begin(&a, n, n * 31);
+        hash64_update(&a, m, n);
+        hash64_begin(&b, n, n * 31);
+        for (size_t i = 0; i < n; i++) hash64_update(&b, m + i, 1);
+        hash64_begin(&c, n, n * 31);
+        for (size_t i = 0; i < n;) {
+            r ^= r << 13; r ^= r >> 7; r ^= r << 17;
+            size_t k = (size_t)(r % 20);
+            if (k > n - i) k = n - i;
+            hash64_update(&c, m + i, k);
+            i += k;
+        }
+        bad += hash64_end(&a) != want || hash64_end(&b) != want || hash64_end(&c) != want;
+    }
+    CHECK(bad == 0);
+    hash64_state s;
+    hash64_begin(&s, sizeof m, 0);
+    for (size_t i = 0, k = 1; i < sizeof m; i += k, k = k * 3 % 65537 + 1) {
+        if (k > sizeof m - i) k = sizeof m - i;
+        hash64_update(&s, m + i, k);
+    }
+    CHECK(hash64_end(&s) == hash64(m, sizeof m, 0));
+}
+
 static void test_buf(void) {
     buf b = {0};
     for (int i = 0; i < 1000; i++) buf_printf(&b, "%d,", i);
@@ -190,6 +228,7 @@ int main(void) {
     test_utf16();
     test_json_nul();
     test_hash();
+    test_hash_stream();
     test_buf();
     test_status();
     test_json_writers();
