@@ -886,15 +886,17 @@ PLUMB_API plumb_status plumb_eval_report_html(const char *path, const char *titl
 ** COST AND THREADS. A search never waits for the log. It copies a compact
 ** entry (the query, the parameters, the first 100 hits' ids and scores)
 ** into a queue in the handle, under a mutex held for an append. The queue
-** is written to the index in one transaction: by the search that brings it
-** to 256 entries, only when the handle's writer is free at once and SQLite's
-** write lock can be had without waiting (else a later search tries again);
-** before every write transaction of the handle (256 entries at most, without
-** waiting); by plumb_log_flush and plumb_feedback_add (waiting, as writes
-** do); and at plumb_close. So one search in 256 also writes the log (about
-** a millisecond), and now and then (every 16 MB of WAL) one also
-** checkpoints it (fsyncs; index/FORMAT.md). The whole cost is about 5 microseconds of
-** CPU per logged search (bench/qlog_bench.c). At most 65,536 entries (and
+** is written to the index in one transaction: by a thread of the handle's
+** own, which the search that brings the queue to 256 entries wakes (the
+** thread starts the first time that happens, has every signal blocked and
+** is joined by plumb_close), when SQLite's write lock can be had without
+** waiting (else it tries again 32 entries later); before every write
+** transaction of the handle (256 entries at most, without waiting); by
+** plumb_log_flush and plumb_feedback_add (waiting, as writes do); and at
+** plumb_close. Now and then (every 16 MB of WAL) the write also
+** checkpoints (fsyncs; index/FORMAT.md). A search pays under a microsecond
+** of CPU for its entry; the writer about 4 microseconds per entry on its
+** own thread (bench/qlog_bench.c). At most 65,536 entries (and
 ** 64 MB) wait in a handle; when the index stays locked that long, or
 ** searches outrun the log, further entries are dropped and counted
 ** (plumb_log_info.dropped).

@@ -12,10 +12,11 @@
 ** formatted there: the JSON of parameters and hits is written when the
 ** queue is, with a number formatter that avoids printf. The queue is
 ** written in one transaction of its own (never the generation's business):
-**   - by the search that brings it to QLOG_BATCH entries, only when
-**     pthread_mutex_trylock() gets db->wlock, no batch is open, and SQLite's
-**     write lock can be taken with a busy timeout of 0. Otherwise the entries
-**     stay queued and a search tries again QLOG_RETRY entries later;
+**   - by the handle's writer thread, woken by the search that brings the
+**     queue to QLOG_BATCH entries (see WRITER THREAD), when no batch is open
+**     and SQLite's write lock can be taken with a busy timeout of 0.
+**     Otherwise the entries stay queued and a search wakes it again
+**     QLOG_RETRY entries later;
 **   - before every write transaction of the handle (store_begin), again
 **     without waiting for SQLite's lock;
 **   - by plumb_log_flush, plumb_feedback_add, plumb_log_list,
@@ -63,6 +64,22 @@
 ** moved on to the latest snapshot: the checkpoint completes, and that
 ** transaction's commit restarts the WAL.
 **
+** WRITER THREAD. Writing a batch (JSON of parameters and hits, the
+** inserts, the retention, the commit) costs about 4 us per entry; done by
+** the search that filled the queue it was more than 5% of a bare BM25
+** search. So a search only copies its entry and, when the queue is due,
+** sets q->wake and signals; a thread of the handle, started the first time
+** the queue is due (a process that runs one search never starts one), takes
+** db->wlock (waiting for it: it is no search) and writes as a search used
+** to. It runs with every signal blocked. plumb_close stops and joins it
+** before the last write. Ids stay synchronous where they were: an entry
+** that finds the handle's block empty is still written by its own search at
+** once (trylock, no waiting), so a one-search process (plumb search --json)
+** gets its id. If the thread cannot be started, searches write the queue
+** themselves (trylock). A child of fork() must not use its parent's handle
+** (SQLite's rule too); closing it there does not wait for a thread that is
+** not in the child.
+**
 ** LIMITATIONS. A handle reads log_enabled when it opens and each time it
 ** writes its queue: one that found the log switched off by another process
 ** stops logging until reopened or switched on through it. Ids grow with time
@@ -77,6 +94,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <signal.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -153,7 +171,7 @@ static const char *const st_sql[ST_COUNT_] = {
 typedef struct qlog qlog;
 
 struct qlog {
-    pthread_mutex_t mu;       /* guards the fields down to `dropped` */
+    pthread_mutex_t mu;       /* guards the fields down to `writer_pid` */
     qentry *head, *tail;      /* the queue, oldest first */
     size_t n;                 /* entries queued */
     size_t pending;           /* ...of which without an id */
@@ -163,6 +181,12 @@ struct qlog {
     uint64_t seq;
     int64_t next_id, end_id;  /* the reserved block [next_id, end_id) */
     int64_t dropped;
+    pthread_cond_t wake_cv;   /* the writer thread waits on it for `wake` or `stop` */
+    int wake;                 /* the queue is due: write it */
+    int stop;                 /* plumb_close: the thread returns */
+    int writer;               /* the thread: 0 not started, 1 running, -1 failed to start */
+    pthread_t thread;
+    pid_t writer_pid;         /* the process that started it (see WRITER THREAD) */
     atomic_int enabled;       /* read by searches without the mutex */
     /* writer side: used under db->wlock only (and by the commit hook) */
     int64_t block;            /* ids to reserve ahead next time (0: none yet) */
@@ -584,6 +608,46 @@ static int64_t try_write(plumb_db *db, uint64_t watch) {
     return got;
 }
 
+/* The writer thread: writes the queue each time a search finds it due,
+** until plumb_close sets stop. */
+static void *writer_main(void *arg) {
+    plumb_db *db = arg;
+    qlog *q = db->qlog;
+    pthread_mutex_lock(&q->mu);
+    for (;;) {
+        while (!q->wake && !q->stop) pthread_cond_wait(&q->wake_cv, &q->mu);
+        if (q->stop) break;
+        q->wake = 0;
+        pthread_mutex_unlock(&q->mu);
+        pthread_mutex_lock(&db->wlock);
+        if (db->in_txn) { /* a batch is open: the queue waits for its end */
+            pthread_mutex_lock(&q->mu);
+            q->retry_at = q->n + QLOG_RETRY;
+            pthread_mutex_unlock(&q->mu);
+        } else {
+            /* a failure reschedules (retry_at); the entries stay queued */
+            flush_locked(db, 0, 0, QLOG_FLUSH_MAX, 0, NULL);
+        }
+        pthread_mutex_unlock(&db->wlock);
+        err_clear();
+        pthread_mutex_lock(&q->mu);
+        if (q->n >= q->retry_at) q->wake = 1; /* more came due while it wrote */
+    }
+    pthread_mutex_unlock(&q->mu);
+    return NULL;
+}
+
+/* Start the writer thread, every signal blocked in it. Caller holds q->mu. */
+static void start_writer(plumb_db *db) {
+    qlog *q = db->qlog;
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    q->writer = pthread_create(&q->thread, NULL, writer_main, db) == 0 ? 1 : -1;
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (q->writer > 0) q->writer_pid = getpid();
+}
+
 static int64_t enqueue(plumb_db *db, qentry *e) {
     qlog *q = db->qlog;
     pthread_mutex_lock(&q->mu);
@@ -603,7 +667,18 @@ static int64_t enqueue(plumb_db *db, qentry *e) {
     q->bytes += e->size;
     int64_t id = e->id;
     uint64_t seq = e->seq;
-    int now = q->n >= q->retry_at || (!id && q->n >= q->retry_pending_at);
+    int now = !id && q->n >= q->retry_pending_at; /* its id is given only by a write */
+    if (!now && q->n >= q->retry_at) {
+        if (!q->writer) start_writer(db);
+        if (q->writer > 0) {
+            /* one wakeup per due batch; the writer reschedules after writing */
+            q->retry_at = q->n + QLOG_RETRY;
+            q->wake = 1;
+            pthread_cond_signal(&q->wake_cv);
+        } else {
+            now = 1;
+        }
+    }
     pthread_mutex_unlock(&q->mu);
     if (now) {
         int64_t got = try_write(db, id ? 0 : seq);
@@ -968,6 +1043,7 @@ plumb_status qlog_open(plumb_db *db) {
     qlog *q = calloc(1, sizeof *q);
     if (!q) return err_set(PLUMB_NOMEM, "open: query log");
     pthread_mutex_init(&q->mu, NULL);
+    pthread_cond_init(&q->wake_cv, NULL);
     q->retry_at = QLOG_BATCH;
     db->qlog = q;
     sqlite3_wal_hook(db->w, wal_hook, q);
@@ -985,6 +1061,12 @@ plumb_status qlog_open(plumb_db *db) {
 void qlog_close(plumb_db *db) {
     qlog *q = db->qlog;
     if (!q) return;
+    pthread_mutex_lock(&q->mu); /* the writer thread first: it may be writing */
+    int joinable = q->writer > 0 && q->writer_pid == getpid();
+    q->stop = 1;
+    pthread_cond_signal(&q->wake_cv);
+    pthread_mutex_unlock(&q->mu);
+    if (joinable) pthread_join(q->thread, NULL);
     if (db->in_txn) store_rollback(db); /* plumb_close rolls an open batch back */
     db->user_batch = 0;
     if (flush_locked(db, 1, 1, 0, 0, NULL)) {
@@ -998,6 +1080,7 @@ void qlog_close(plumb_db *db) {
     sqlite3_wal_autocheckpoint(db->w, QLOG_WAL_BIG); /* SQLite's own hook again */
     buf_free(&q->params);
     buf_free(&q->hits);
+    pthread_cond_destroy(&q->wake_cv);
     pthread_mutex_destroy(&q->mu);
     free(q);
     db->qlog = NULL;

@@ -3,7 +3,9 @@
 **
 ** Entries from many threads land exactly once; a search never waits for
 ** the writer (its own handle's writer lock held by another thread, an open
-** batch, or another connection holding SQLite's write lock); ids are
+** batch, or another connection holding SQLite's write lock); the handle's
+** writer thread writes due batches without a flush and plumb_close loses
+** nothing it had queued; ids are
 ** unique across handles and dense for one search per handle; retention
 ** deletes the oldest entries and keeps judged ones; a switched-off log and
 ** a read-only handle write nothing; feedback on an unknown entry or
@@ -254,6 +256,55 @@ static void test_nonblocking(void) {
     CHECK(count_entries(db) == 3 * PER_THREAD);
     CHECK_OK(plumb_log_info_get(db, &in));
     CHECK(in.queued == 0 && in.dropped == 0 && in.entries == 3 * PER_THREAD);
+    plumb_close(db);
+    rm_index(p);
+}
+
+/* ---------------------------------------------------------------- */
+/* the writer thread writes due batches unasked                       */
+/* ---------------------------------------------------------------- */
+
+#define NWRITE (3 * 256 + 10) /* past QLOG_BATCH three times */
+
+static void test_writer_thread(void) {
+    char p[512];
+    plumb_db *db = fresh("writer.db", p, sizeof p);
+    plumb_db *other = reopen(p, 0); /* reads the table; queues nothing itself */
+    static int64_t ids[NWRITE];
+    for (int i = 0; i < NWRITE; i++) {
+        char q[64];
+        snprintf(q, sizeof q, "alpha writer %d", i);
+        ids[i] = search_id(db, q);
+    }
+    /* no flush, no write, no close on db: its thread writes what is due,
+    ** so fewer than a batch (QLOG_BATCH, 256) stay queued */
+    plumb_log_info in;
+    memset(&in, 0, sizeof in);
+    double t0 = now_s();
+    for (;;) {
+        CHECK_OK(plumb_log_info_get(other, &in));
+        if (in.entries > NWRITE - 256 || now_s() - t0 > 60) break;
+        usleep(5000);
+    }
+    CHECK(in.entries > NWRITE - 256);
+    plumb_close(other);
+    plumb_close(db); /* joins the thread, writes the rest */
+    db = reopen(p, 0);
+    plumb_log_entries *e = all_entries(db);
+    CHECK(e->n == NWRITE);
+    size_t given = 0, matched = 0;
+    for (size_t i = 0; i < e->n; i++) {
+        int k;
+        CHECK(sscanf(e->entry[i].query, "alpha writer %d", &k) == 1);
+        if (k >= 0 && k < NWRITE && ids[k] > 0) {
+            given++;
+            matched += ids[k] == e->entry[i].id;
+        }
+    }
+    CHECK(given > NWRITE / 2 && matched == given); /* one thread: nearly all known at once */
+    plumb_log_entries_free(e);
+    CHECK_OK(plumb_log_info_get(db, &in));
+    CHECK(in.queued == 0 && in.dropped == 0);
     plumb_close(db);
     rm_index(p);
 }
@@ -784,6 +835,7 @@ int main(void) {
     test_retention();
     test_off_and_readonly();
     test_nonblocking();
+    test_writer_thread();
     test_threads();
     char cmd[300];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
