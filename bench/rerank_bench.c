@@ -16,6 +16,7 @@
 #include <plumb.h>
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,7 +62,17 @@ static char **load_queries(const char *path, size_t *n) {
     return q;
 }
 
-typedef struct run_fig { double qps_wall, qps_cpu, p50_wall, p95_wall, p50_cpu, p95_cpu; int reranked; } run_fig;
+typedef struct run_fig {
+    double qps_wall, qps_cpu, p50_wall, p95_wall, p50_cpu, p95_cpu;
+    int reranked;
+    uint64_t sum; /* FNV-1a over the first pass's hits */
+} run_fig;
+
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ULL;
+    return h;
+}
 
 static run_fig run(plumb_db *db, char **q, size_t nq, int rerank, int reps) {
     plumb_search_params p;
@@ -72,6 +83,7 @@ static run_fig run(plumb_db *db, char **q, size_t nq, int rerank, int reps) {
     double *w = malloc(tot * sizeof *w), *c = malloc(tot * sizeof *c);
     double sw = 0, sc = 0;
     run_fig r = {0};
+    r.sum = 0xcbf29ce484222325ULL;
     for (int rep = 0; rep < reps; rep++)
         for (size_t i = 0; i < nq; i++) {
             double w0 = clk(CLOCK_MONOTONIC), c0 = clk(CLOCK_THREAD_CPUTIME_ID);
@@ -82,6 +94,11 @@ static run_fig run(plumb_db *db, char **q, size_t nq, int rerank, int reps) {
             }
             double c1 = clk(CLOCK_THREAD_CPUTIME_ID), w1 = clk(CLOCK_MONOTONIC);
             if (h->n && isfinite(h->hit[0].score_rerank)) r.reranked = 1;
+            for (size_t j = 0; rep == 0 && j < h->n; j++) {
+                double sr = h->hit[j].score_rerank;
+                r.sum = fnv(r.sum, &h->hit[j].chunk_id, sizeof h->hit[j].chunk_id);
+                r.sum = fnv(r.sum, &sr, sizeof sr);
+            }
             plumb_hits_free(h);
             size_t k = (size_t)rep * nq + i;
             w[k] = w1 - w0;
@@ -131,9 +148,9 @@ int main(int argc, char **argv) {
     for (int i = 0; i < 2; i++)
         printf("{\"bench\":\"rerank\",\"setting\":\"%s\",\"rerank\":%d,\"queries\":%zu,\"reps\":%d,"
                "\"qps_wall\":%.0f,\"qps_cpu\":%.0f,\"p50_ms\":%.3f,\"p95_ms\":%.3f,"
-               "\"p50_cpu_ms\":%.3f,\"p95_cpu_ms\":%.3f}\n",
+               "\"p50_cpu_ms\":%.3f,\"p95_cpu_ms\":%.3f,\"checksum\":\"%016llx\"}\n",
                nm[i], i ? n : 0, nq, reps, f[i]->qps_wall, f[i]->qps_cpu, f[i]->p50_wall,
-               f[i]->p95_wall, f[i]->p50_cpu, f[i]->p95_cpu);
+               f[i]->p95_wall, f[i]->p50_cpu, f[i]->p95_cpu, (unsigned long long)f[i]->sum);
     printf("{\"bench\":\"rerank\",\"setting\":\"added\",\"p50_ms\":%.3f,\"p95_ms\":%.3f,"
            "\"p50_cpu_ms\":%.3f,\"p95_cpu_ms\":%.3f,\"verified\":%s}\n",
            b.p50_wall - a.p50_wall, b.p95_wall - a.p95_wall, b.p50_cpu - a.p50_cpu,

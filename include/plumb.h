@@ -1620,7 +1620,8 @@ PLUMB_API void plumb_answer_free(plumb_answer *a);
 /* Check every part of the index: SQLite's integrity check, FTS5's own
 ** integrity check (writable handles only), documents against their chunks,
 ** settings, the BM25 side file (header, index id, generation, checksum)
-** and the in-memory BM25 index against a rebuild from the chunks table.
+** and the in-memory BM25 index (postings, and the reranker's forward
+** lists) against a rebuild from the chunks table.
 ** `report` (may be NULL) receives each problem with the part it concerns
 ** ("sqlite", "fts5", "documents", "chunks", "settings", "bm25 index",
 ** "bm25 side file"); both strings are valid during the call. *problems

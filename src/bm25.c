@@ -106,9 +106,11 @@ struct bm25_index {
     uint32_t *sc_tft, *sc_tfb, *sc_touched;
     uint32_t sc_cap, sc_n;
     /* forward index for the reranker (rerank.c): the term ids of each
-    ** chunk, title then body, in token order. Ordinals loaded from the
-    ** side file, or added once fwd holds fwd_max ids, have none
-    ** (foff == UINT64_MAX): the reranker tokenizes their text instead. */
+    ** chunk, title then body, in token order; saved in and loaded from
+    ** the side file. Ordinals added once fwd holds fwd_max ids have none
+    ** (foff == UINT64_MAX), nor any when a loaded file holds more than
+    ** fwd_max: the reranker tokenizes their text instead. fwd holds
+    ** exactly the lists of the ordinals that have one, in ordinal order. */
     uint32_t *fwd;
     uint64_t nfwd, capfwd, fwd_max;
     uint64_t *foff; /* per ordinal: offset of its ids in fwd; capord entries */
@@ -539,10 +541,18 @@ void bm25_release(bm25_index *ix) { pthread_rwlock_unlock(&ix->lock); }
 /* On-disk layout, native byte order (the endian field rejects a file
 ** from another byte order), every section 8-byte aligned:
 **   header | arena[narena] | sterm[nterms] | post[npost] |
-**   cid[nord] (int64) | lt[nord] (u32) | lb[nord] (u32) | dead[nord] (u8)
-** body_hash = hash64 of everything after the header. */
+**   cid[nord] (int64) | lt[nord] (u32) | lb[nord] (u32) | dead[nord] (u8) |
+**   hasfwd[nord] (u8, 0 or 1) | fwd[nfwd] (u32 term ids)
+** fwd is the forward lists of the ordinals with hasfwd 1, in ordinal
+** order, lt + lb ids each: offsets follow from the lengths. It is last
+** so that a loader can read it into its own array (or skip it) while the
+** rest goes into one block. body_hash = hash64 of everything after the
+** header. Version 1 had no forward lists (its loaders tokenized reranked
+** chunks): it is ignored and rebuilt, like any other version. */
 #define SIDE_MAGIC "PLMBBM25"
-#define SIDE_VERSION 1
+#define SIDE_VERSION 2
+
+enum { S_ARENA, S_TERMS, S_POST, S_CID, S_LT, S_LB, S_DEAD, S_HASFWD, S_FWD, S_N };
 
 typedef struct side_hdr {
     char magic[8];
@@ -553,6 +563,7 @@ typedef struct side_hdr {
     int64_t live;
     double tot_t, tot_b;
     uint32_t ndead, pad;
+    uint64_t nfwd; /* forward list ids */
     uint64_t body_hash;
 } side_hdr;
 
@@ -564,15 +575,28 @@ typedef struct sterm {
 
 static size_t al8(size_t x) { return (x + 7) & ~(size_t)7; }
 
-static void side_layout(const side_hdr *h, size_t off[6], size_t *total) {
+/* Section offsets in the body, and its size. The counts come from a
+** header that may be damaged: the caller compares total with the file's
+** size before trusting any of it, and a 64-bit count that could not fit
+** in `limit` bytes (the file's size) gives total SIZE_MAX, so that the
+** sums below cannot wrap (nord and nterms are 32-bit). */
+static void side_layout(const side_hdr *h, size_t limit, size_t off[S_N], size_t *total) {
+    if (h->narena > limit || h->npost > limit / sizeof(post) || h->nfwd > limit / 4) {
+        memset(off, 0, S_N * sizeof *off);
+        *total = SIZE_MAX;
+        return;
+    }
     size_t o = 0;
-    off[0] = o; o = al8(o + h->narena);
-    off[1] = o; o = al8(o + (size_t)h->nterms * sizeof(sterm));
-    off[2] = o; o = al8(o + (size_t)h->npost * sizeof(post));
-    off[3] = o; o = al8(o + (size_t)h->nord * 8);
-    off[4] = o; o = al8(o + (size_t)h->nord * 4);
-    off[5] = o; o = al8(o + (size_t)h->nord * 4);
-    *total = al8(o + h->nord);
+    off[S_ARENA] = o; o = al8(o + h->narena);
+    off[S_TERMS] = o; o = al8(o + (size_t)h->nterms * sizeof(sterm));
+    off[S_POST] = o; o = al8(o + (size_t)h->npost * sizeof(post));
+    off[S_CID] = o; o = al8(o + (size_t)h->nord * 8);
+    off[S_LT] = o; o = al8(o + (size_t)h->nord * 4);
+    off[S_LB] = o; o = al8(o + (size_t)h->nord * 4);
+    off[S_DEAD] = o; o = al8(o + h->nord);
+    off[S_HASFWD] = o; o = al8(o + h->nord);
+    off[S_FWD] = o; o = al8(o + (size_t)h->nfwd * 4);
+    *total = o;
 }
 
 /* Size of an open file, or SIZE_MAX when unknown (never matches). */
@@ -583,8 +607,12 @@ static size_t file_size(FILE *f) {
 }
 
 /* Why the side file cannot be used at generation gen, or NULL if it can
-** (as far as its header and checksum tell). */
-static const char *side_problem(const bm25_index *ix, int64_t gen, char *buf_, size_t n) {
+** (as far as its header and checksum tell). *benign is set when that is
+** no damage: a file an older plumb wrote, which the next plumb index
+** replaces. */
+static const char *side_problem(const bm25_index *ix, int64_t gen, char *buf_, size_t n,
+                                int *benign) {
+    *benign = 0;
     FILE *f = fopen(ix->side_path, "rb");
     if (!f) return "absent";
     side_hdr h;
@@ -592,15 +620,20 @@ static const char *side_problem(const bm25_index *ix, int64_t gen, char *buf_, s
     char *body = NULL;
     if (fread(&h, sizeof h, 1, f) != 1) why = "truncated header";
     else if (memcmp(h.magic, SIDE_MAGIC, 8) || h.endian != 0x01020304u) why = "not a BM25 side file";
-    else if (h.version != SIDE_VERSION) why = "unknown side file version";
+    else if (h.version < SIDE_VERSION) {
+        snprintf(buf_, n, "version %u, from an older plumb: ignored (searches build the index "
+                 "from the chunks table) until plumb index rewrites it", h.version);
+        why = buf_;
+        *benign = 1;
+    } else if (h.version != SIDE_VERSION) why = "unknown side file version";
     else if (h.index_id != ix->index_id) why = "belongs to another index (index id differs)";
     else if (h.generation > gen) {
         snprintf(buf_, n, "generation %lld is newer than the database's %lld",
                  (long long)h.generation, (long long)gen);
         why = buf_;
     } else {
-        size_t off[6], total;
-        side_layout(&h, off, &total);
+        size_t off[S_N], total;
+        side_layout(&h, file_size(f), off, &total);
         /* hashed in 64 KB reads: checking a side file needs no copy of it */
         enum { BUF = 1 << 16 };
         hash64_state hs;
@@ -628,16 +661,41 @@ static void load(bm25_index *ix, reader *r, int64_t gen) {
     if (!f) return;
     side_hdr h;
     char *body = NULL;
+    uint32_t *fwd = NULL;
     int ok = fread(&h, sizeof h, 1, f) == 1 && !memcmp(h.magic, SIDE_MAGIC, 8) &&
              h.version == SIDE_VERSION && h.endian == 0x01020304u &&
              h.index_id == ix->index_id && h.generation <= gen && h.ndead <= h.nord;
-    size_t off[6], total = 0;
+    size_t off[S_N], total = 0, fsize = ok ? file_size(f) : 0;
+    /* the forward lists are kept within PLUMB_FWD_MAX, as a build keeps them */
+    int keep_fwd = ok && h.nfwd > 0 && h.nfwd <= ix->fwd_max;
     if (ok) {
-        side_layout(&h, off, &total);
+        side_layout(&h, fsize, off, &total);
         /* the header's counts must account for the file exactly: a damaged
-        ** header must not make us allocate (or read) what is not there */
-        ok = total == file_size(f) - sizeof h && (body = malloc(total ? total : 1)) &&
-             fread(body, 1, total, f) == total && hash64(body, total, 0) == h.body_hash;
+        ** header must not make us allocate (or read) what is not there.
+        ** body: every section before the forward ids; the ids go to their
+        ** own array, or through a small buffer to the hash only */
+        hash64_state hs;
+        hash64_begin(&hs, total, 0);
+        size_t head = off[S_FWD];
+        ok = total == fsize - sizeof h && (body = malloc(head ? head : 1)) &&
+             fread(body, 1, head, f) == head;
+        if (ok) hash64_update(&hs, body, head);
+        size_t rest = total - head;
+        if (ok && keep_fwd) {
+            ok = (fwd = malloc(rest)) && fread(fwd, 1, rest, f) == rest;
+            if (ok) hash64_update(&hs, fwd, rest);
+        } else if (ok) {
+            enum { BUF = 1 << 16 };
+            char *tmp = malloc(BUF);
+            ok = tmp != NULL;
+            for (size_t k; ok && rest; rest -= k) {
+                k = rest < BUF ? rest : BUF;
+                ok = fread(tmp, 1, k, f) == k;
+                if (ok) hash64_update(&hs, tmp, k);
+            }
+            free(tmp);
+        }
+        ok = ok && hash64_end(&hs) == h.body_hash;
     }
     fclose(f);
     if (ok) {
@@ -646,7 +704,7 @@ static void load(bm25_index *ix, reader *r, int64_t gen) {
         int64_t top = store_scalar(r->conn, "SELECT coalesce(max(seq), 0) FROM lex_log", &src);
         ok = !src && h.log_seq <= top && (floor == 0 || h.log_seq + 1 >= floor);
     }
-    if (!ok) { free(body); return; }
+    if (!ok) { free(body); free(fwd); return; }
     clear(ix);
     plumb_status rc = PLUMB_OK;
     ix->block = body;
@@ -660,14 +718,14 @@ static void load(bm25_index *ix, reader *r, int64_t gen) {
     ix->lb = malloc((h.nord ? h.nord : 1) * sizeof *ix->lb);
     ix->dead = malloc(h.nord ? h.nord : 1);
     ix->foff = malloc((h.nord ? h.nord : 1) * sizeof *ix->foff);
+    ix->fwd = fwd; /* clear() frees it from here on */
+    ix->nfwd = ix->capfwd = keep_fwd ? h.nfwd : 0;
     if (!ix->terms || !ix->arena || !ix->cid || !ix->lt || !ix->lb || !ix->dead || !ix->foff)
         rc = PLUMB_NOMEM;
-    else
-        for (uint32_t o = 0; o < h.nord; o++) ix->foff[o] = UINT64_MAX; /* not in the file */
     if (!rc) {
-        memcpy(ix->arena, body + off[0], h.narena);
-        const sterm *st = (const sterm *)(body + off[1]);
-        post *ps = (post *)(body + off[2]);
+        memcpy(ix->arena, body + off[S_ARENA], h.narena);
+        const sterm *st = (const sterm *)(body + off[S_TERMS]);
+        post *ps = (post *)(body + off[S_POST]);
         uint64_t used = 0;
         for (uint32_t i = 0; !rc && i < h.nterms; i++) {
             if ((uint64_t)st[i].off + st[i].len > h.narena || used + st[i].n > h.npost) {
@@ -680,11 +738,26 @@ static void load(bm25_index *ix, reader *r, int64_t gen) {
             used += st[i].n;
         }
         if (used != h.npost) rc = PLUMB_CORRUPT;
-        memcpy(ix->cid, body + off[3], (size_t)h.nord * 8);
-        memcpy(ix->lt, body + off[4], (size_t)h.nord * 4);
-        memcpy(ix->lb, body + off[5], (size_t)h.nord * 4);
-        memcpy(ix->dead, body + off[5] + al8((size_t)h.nord * 4), h.nord);
+        memcpy(ix->cid, body + off[S_CID], (size_t)h.nord * 8);
+        memcpy(ix->lt, body + off[S_LT], (size_t)h.nord * 4);
+        memcpy(ix->lb, body + off[S_LB], (size_t)h.nord * 4);
+        memcpy(ix->dead, body + off[S_DEAD], h.nord);
     }
+    /* forward lists: offsets from the lengths; they must use up the ids
+    ** exactly, and every id must name a term */
+    const uint8_t *has = (const uint8_t *)body + off[S_HASFWD];
+    uint64_t at = 0;
+    for (uint32_t o = 0; !rc && o < h.nord; o++) {
+        if (has[o] > 1) { rc = PLUMB_CORRUPT; break; }
+        ix->foff[o] = UINT64_MAX;
+        if (!has[o] || !keep_fwd) continue;
+        ix->foff[o] = at;
+        at += (uint64_t)ix->lt[o] + ix->lb[o];
+        if (at > h.nfwd) rc = PLUMB_CORRUPT;
+    }
+    if (!rc && at != ix->nfwd) rc = PLUMB_CORRUPT;
+    for (uint64_t i = 0; !rc && i < ix->nfwd; i++)
+        if (ix->fwd[i] >= h.nterms) rc = PLUMB_CORRUPT;
     if (!rc && h.nterms && grow_terms_table(ix)) rc = PLUMB_NOMEM;
     for (uint32_t o = 0; !rc && o < h.nord; o++) {
         if ((ix->ncused + 1) * 2 > ix->ncslot && cmap_grow(ix)) { rc = PLUMB_NOMEM; break; }
@@ -759,7 +832,7 @@ static void side_align(side_out *o, size_t want) {
 
 /* Write the snapshot (caller holds at least the read lock), section by
 ** section straight from the in-memory arrays into "<side>.tmp<pid>";
-** extra memory: a 16 KB sterm buffer and stdio's. The header is written
+** extra memory: a 16 KB sterm buffer, a 4 KB one and stdio's. The header is written
 ** first with body_hash 0 and rewritten in place once the hash is known.
 ** A crash at any point leaves the old side file (or none) under the real
 ** name: the new one is renamed in only when complete and synced. */
@@ -781,8 +854,9 @@ static plumb_status save(bm25_index *ix) {
     h.tot_t = ix->tot_t;
     h.tot_b = ix->tot_b;
     h.ndead = ix->ndead;
-    size_t off[6], total;
-    side_layout(&h, off, &total);
+    h.nfwd = ix->nfwd;
+    size_t off[S_N], total;
+    side_layout(&h, SIZE_MAX, off, &total);
     size_t pl = strlen(ix->side_path);
     char *tmp = malloc(pl + 32);
     if (!tmp) return err_set(PLUMB_NOMEM, "save lexical index");
@@ -798,7 +872,7 @@ static plumb_status save(bm25_index *ix) {
     /* placeholder header (body_hash 0): rewritten below */
     o.bad = store_write_all(f, &h, sizeof h);
     side_put(&o, ix->arena, ix->narena);
-    side_align(&o, off[1]);
+    side_align(&o, off[S_TERMS]);
     sterm st[1024];
     for (uint32_t i = 0; i < ix->nterms;) {
         uint32_t k = 0;
@@ -808,17 +882,28 @@ static plumb_status save(bm25_index *ix) {
         }
         side_put(&o, st, (size_t)k * sizeof *st);
     }
-    side_align(&o, off[2]);
+    side_align(&o, off[S_POST]);
     for (uint32_t i = 0; i < ix->nterms; i++)
         side_put(&o, ix->terms[i].p, (size_t)ix->terms[i].n * sizeof(post));
-    side_align(&o, off[3]);
+    side_align(&o, off[S_CID]);
     side_put(&o, ix->cid, (size_t)ix->nord * 8);
-    side_align(&o, off[4]);
+    side_align(&o, off[S_LT]);
     side_put(&o, ix->lt, (size_t)ix->nord * 4);
-    side_align(&o, off[5]);
+    side_align(&o, off[S_LB]);
     side_put(&o, ix->lb, (size_t)ix->nord * 4);
-    side_align(&o, off[5] + al8((size_t)ix->nord * 4));
+    side_align(&o, off[S_DEAD]);
     side_put(&o, ix->dead, ix->nord);
+    side_align(&o, off[S_HASFWD]);
+    /* fwd holds the lists of the ordinals that have one, in ordinal
+    ** order and nothing else (add_chunk rolls back a partial list) */
+    uint8_t has[4096];
+    for (uint32_t i = 0; i < ix->nord;) {
+        uint32_t k = 0;
+        for (; k < sizeof has && i < ix->nord; k++, i++) has[k] = ix->foff[i] != UINT64_MAX;
+        side_put(&o, has, k);
+    }
+    side_align(&o, off[S_FWD]);
+    side_put(&o, ix->fwd, (size_t)ix->nfwd * 4);
     side_align(&o, total);
     int bad = o.bad;
     if (!bad) {
@@ -848,16 +933,17 @@ plumb_status bm25_verify(plumb_db *db, void (*report)(void *, const char *, cons
     if (rc) return rc;
     bm25_index *fresh = bm25_new(db->path, db->set.index_id);
     if (!fresh) { store_reader_put(db, r); return err_set(PLUMB_NOMEM, "check"); }
-    char m[256], why_buf[128];
+    char m[256], why_buf[192];
     for (int attempt = 0; attempt < 100; attempt++) {
         int src = sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
         if (src) { rc = store_err(r->conn, src, "begin read"); break; }
         int64_t gen = store_scalar(r->conn, "SELECT value FROM settings WHERE key='generation'", &src);
         if (src) { rc = store_err(r->conn, src, "read generation"); sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL); break; }
-        const char *why = side_problem(db->bm25, gen, why_buf, sizeof why_buf);
+        int benign;
+        const char *why = side_problem(db->bm25, gen, why_buf, sizeof why_buf, &benign);
         if (why && strcmp(why, "absent")) {
             report(arg, "bm25 side file", why);
-            (*problems)++;
+            *problems += !benign;
         }
         rc = bm25_sync(db->bm25, r, gen);
         if (rc == PLUMB_BUSY) { sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL); continue; }
@@ -896,6 +982,31 @@ plumb_status bm25_verify(plumb_db *db, void (*report)(void *, const char *, cons
                     snprintf(m, sizeof m, "postings of term '%.*s' differ from the chunks table "
                              "(%llu vs %llu live)", (int)tb->len, b->arena + tb->off,
                              (unsigned long long)na, (unsigned long long)nb);
+                    report(arg, "bm25 index", m);
+                    bad++;
+                }
+            }
+            *problems += bad;
+            /* every forward list both keep (the reranker reads them; a
+            ** loaded one comes from the side file) spells the chunk's
+            ** terms as the chunks table does */
+            bad = 0;
+            for (uint32_t o = 0; o < b->nord && bad < 5; o++) {
+                const uint32_t *fa, *fb;
+                uint32_t ta, ba, tb, bb;
+                if (!bm25_forward(b, b->cid[o], &fb, &tb, &bb) ||
+                    !bm25_forward(a, b->cid[o], &fa, &ta, &ba))
+                    continue;
+                int same = ta == tb && ba == bb;
+                for (uint32_t j = 0; same && j < ta + ba; j++) {
+                    const term *x = &a->terms[fa[j]], *y = &b->terms[fb[j]];
+                    same = x->len == y->len &&
+                           !memcmp(a->arena + x->off, b->arena + y->off, x->len);
+                }
+                if (!same) {
+                    snprintf(m, sizeof m, "forward list of chunk %lld differs from the chunks "
+                             "table (%u+%u vs %u+%u terms)", (long long)b->cid[o], ta, ba, tb,
+                             bb);
                     report(arg, "bm25 index", m);
                     bad++;
                 }

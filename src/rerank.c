@@ -10,9 +10,11 @@
 **   title then body, exactly as the lexical index saw them (stop words
 **   removed, stemmed): from the BM25 index's forward lists when it has
 **   them (bm25.c keeps them up to PLUMB_FWD_MAX ids), else by tokenizing
-**   the chunk's title and text with the reader's tokenizer. Each position
-**   becomes the slot of the distinct query term it matches, or -1. Query
-**   terms the index does not know never match and weigh nothing.
+**   the chunk's title and text with the reader's tokenizer into the same
+**   term ids; every feature is the same whichever path gave the terms.
+**   Each position becomes the slot of the distinct query term it
+**   matches, or -1. Query terms the index does not know never match and
+**   weigh nothing.
 **
 **   Features (rerank_feature; "idf" is BM25's ln(1 + (N-df+.5)/(df+.5))
 **   at this snapshot, IDF = the sum of idf over the distinct known terms):
@@ -46,7 +48,7 @@
 **              heaviest non-query terms, the RERANK_FBT heaviest after
 **              multiplying by idf form an expansion, and LPRF is the
 **              candidate's BM25 for it with those weights in place of the
-**              query multiplicity (0 without forward lists)
+**              query multiplicity
 **     QL       query likelihood with Dirichlet smoothing (mu = 300): sum
 **              over the query's known terms of mult * ln((tf + mu p(t|C))
 **              / (dl + mu)), tf and dl over title and body
@@ -63,7 +65,8 @@
 ** WORKLOAD
 **   N of 10 to 100 candidates of a few hundred terms each: one pass over
 **   each candidate's terms plus a window scan, microseconds per
-**   candidate from the forward lists.
+**   candidate from the forward lists; tokenizing a candidate read from
+**   SQLite costs several times that.
 */
 #include "plumb_impl.h"
 
@@ -240,28 +243,75 @@ void rerank_doc_features(const rerank_qinfo *qi, const int16_t *slot, uint32_t n
 /* Candidates: term slots, features, scoring                          */
 /* ---------------------------------------------------------------- */
 
-typedef struct tokslots {
+/* Term ids of a chunk tokenized here (no forward list), appended to one
+** buffer for all the candidates; UINT32_MAX for a term the index does
+** not know (none, at the snapshot the index reflects). */
+typedef struct tokids {
     const bm25_index *ix;
-    const rerank_qinfo *qi;
-    int16_t *s;
-    uint32_t n, cap;
+    uint32_t *id;
+    size_t n, cap;
     int oom;
-} tokslots;
+} tokids;
 
-static int slot_tok(void *arg, const char *t, int n, int start, int end) {
+static int id_tok(void *arg, const char *t, int n, int start, int end) {
     (void)start;
     (void)end;
-    tokslots *a = arg;
+    tokids *a = arg;
     if (a->n == a->cap) {
-        uint32_t c = a->cap ? a->cap * 2 : 256;
-        int16_t *x = realloc(a->s, c * sizeof *x);
+        size_t c = a->cap ? a->cap * 2 : 1024;
+        uint32_t *x = realloc(a->id, c * sizeof *x);
         if (!x) { a->oom = 1; return 1; }
-        a->s = x;
+        a->id = x;
         a->cap = c;
     }
     int64_t id = bm25_term_id(a->ix, t, (size_t)n);
-    a->s[a->n++] = (int16_t)(id < 0 ? -1 : rerank_slot(a->qi, (uint32_t)id));
+    a->id[a->n++] = id < 0 ? UINT32_MAX : (uint32_t)id;
     return 0;
+}
+
+/* One candidate's terms, title then body. */
+typedef struct cterms {
+    const uint32_t *ids; /* nt + nb ids: its forward list, or in the tokids buffer */
+    size_t off;          /* without a forward list: offset of its ids in that buffer */
+    uint32_t nt, nb;     /* title and body positions */
+} cterms;
+
+/* The terms of c[0..n): from the BM25 index's forward lists where it has
+** them, else by tokenizing the chunk's title and text with the reader's
+** tokenizer -- the same ids either way, so every feature (LPRF's
+** expansion included) is the same whichever path produced them. */
+static plumb_status cand_terms(const bm25_index *ix, reader *r, const rerank_cand *c, size_t n,
+                               cterms *ct, tokids *tk) {
+    plumb_status rc = PLUMB_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        if (bm25_forward(ix, c[i].rowid, &ct[i].ids, &ct[i].nt, &ct[i].nb)) continue;
+        ct[i].ids = NULL;
+        ct[i].off = tk->n;
+        sqlite3_stmt *st = r->st_hit;
+        sqlite3_bind_int64(st, 1, c[i].rowid);
+        int src = sqlite3_step(st);
+        if (src == SQLITE_ROW) {
+            const char *title = (const char *)sqlite3_column_text(st, 3);
+            int tl = sqlite3_column_bytes(st, 3);
+            if (title && tok_run(r->tok, title, tl, id_tok, tk) < 0) tk->oom = 1;
+            ct[i].nt = (uint32_t)(tk->n - ct[i].off);
+            const char *text = (const char *)sqlite3_column_text(st, 1);
+            int xl = sqlite3_column_bytes(st, 1);
+            if (text && !tk->oom && tok_run(r->tok, text, xl, id_tok, tk) < 0) tk->oom = 1;
+            ct[i].nb = (uint32_t)(tk->n - ct[i].off - ct[i].nt);
+        } else {
+            rc = src == SQLITE_DONE
+                     ? err_set(PLUMB_CORRUPT, "chunk %lld is not in the chunks table",
+                               (long long)c[i].rowid)
+                     : store_err(r->conn, src, "rerank: read chunk");
+        }
+        sqlite3_reset(st);
+        if (!rc && tk->oom) rc = err_set(PLUMB_NOMEM, "rerank");
+    }
+    /* the buffer has stopped moving: point into it */
+    for (size_t i = 0; i < n && !rc; i++)
+        if (!ct[i].ids) ct[i].ids = tk->id ? tk->id + ct[i].off : NULL;
+    return rc;
 }
 
 #define RERANK_FB 5   /* feedback candidates */
@@ -325,17 +375,13 @@ static inline uint32_t idtab_slot(const idtab *t, uint32_t id) {
 }
 
 /* The expansion terms of the feedback candidates (see LPRF); returns
-** their count (0 when none has a forward list). Weights are summed in a
-** hash table; idf is looked up for the RERANK_FBT * 4 heaviest only. */
-static int expansion(const bm25_index *ix, const rerank_qinfo *qi, const rerank_cand *c,
-                     size_t n, fbterm *out) {
+** their count (0 when they have no terms). Weights are summed in a hash
+** table; idf is looked up for the RERANK_FBT * 4 heaviest only. */
+static int expansion(const bm25_index *ix, const rerank_qinfo *qi, const cterms *ct, size_t n,
+                     fbterm *out) {
     size_t total = 0;
     int used = 0;
-    for (size_t i = 0; i < n && i < RERANK_FB; i++) {
-        const uint32_t *ids;
-        uint32_t nt, nb;
-        if (bm25_forward(ix, c[i].rowid, &ids, &nt, &nb)) total += nt + nb;
-    }
+    for (size_t i = 0; i < n && i < RERANK_FB; i++) total += ct[i].nt + ct[i].nb;
     if (!total) return 0;
     static _Thread_local uint32_t kb[4096];
     static _Thread_local int32_t vb[4096];
@@ -344,12 +390,13 @@ static int expansion(const bm25_index *ix, const rerank_qinfo *qi, const rerank_
     if (idtab_init(&t, total, kb, vb, wb, 4096)) return 0; /* the feature is 0 */
     int32_t nd = 0;
     for (size_t i = 0; i < n && i < RERANK_FB; i++) {
-        const uint32_t *ids;
-        uint32_t nt, nb;
-        if (!bm25_forward(ix, c[i].rowid, &ids, &nt, &nb) || !(nt + nb)) continue;
+        const uint32_t *ids = ct[i].ids;
+        uint32_t nt = ct[i].nt, nb = ct[i].nb;
+        if (!(nt + nb)) continue;
         used++;
         double inc = 1.0 / (nt + nb);
         for (uint32_t j = 0; j < nt + nb; j++) {
+            if (ids[j] == UINT32_MAX) continue; /* unknown to the index */
             uint32_t h = idtab_slot(&t, ids[j]);
             if (t.val[h] < 0) { t.key[h] = ids[j]; t.val[h] = nd++; t.w[h] = 0; }
             t.w[h] += inc;
@@ -383,16 +430,22 @@ static int expansion(const bm25_index *ix, const rerank_qinfo *qi, const rerank_
 
 plumb_status rerank_features(const bm25_index *ix, reader *r, const vec_index *v,
                              const rerank_qinfo *qi, rerank_cand *c, size_t n) {
-    tokslots ts = {ix, qi, NULL, 0, 0, 0};
-    plumb_status rc = PLUMB_OK;
+    tokids tk = {ix, NULL, 0, 0, 0};
+    int16_t *slot = NULL;
+    uint32_t cap = 0;
+    float *cen = NULL;
+    cterms *ct = calloc(n ? n : 1, sizeof *ct);
+    if (!ct) return err_set(PLUMB_NOMEM, "rerank");
+    plumb_status rc = cand_terms(ix, r, c, n, ct, &tk);
+    if (rc) goto done;
     fbterm fb[RERANK_FBT];
-    int nfb = expansion(ix, qi, c, n, fb);
+    int nfb = expansion(ix, qi, ct, n, fb);
     /* one table: term id -> query slot (0..63) or 64 + feedback term */
-    uint32_t tk[256];
+    uint32_t tk_[256];
     int32_t tv[256];
     double tw[256];
     idtab look;
-    idtab_init(&look, RERANK_MAXQ + RERANK_FBT, tk, tv, tw, 256); /* fits: never allocates */
+    idtab_init(&look, RERANK_MAXQ + RERANK_FBT, tk_, tv, tw, 256); /* fits: never allocates */
     for (int j = 0; j < qi->nd; j++) {
         uint32_t h = idtab_slot(&look, qi->id[j]);
         look.key[h] = qi->id[j];
@@ -403,7 +456,6 @@ plumb_status rerank_features(const bm25_index *ix, reader *r, const vec_index *v
         if (look.val[h] < 0) { look.key[h] = fb[j].id; look.val[h] = 64 + j; }
     }
     /* dense feedback: the mean vector of the first RERANK_FB candidates */
-    float *cen = NULL;
     uint32_t dim = v ? vec_dim(v) : 0;
     if (dim && (cen = calloc(dim, sizeof *cen))) {
         int got = 0;
@@ -415,63 +467,40 @@ plumb_status rerank_features(const bm25_index *ix, reader *r, const vec_index *v
         }
         if (!got) { free(cen); cen = NULL; }
     }
-    for (size_t i = 0; i < n && !rc; i++) {
-        const uint32_t *ids;
-        uint32_t nt, nb;
-        double lp = 0; /* LPRF: 0 without a forward list */
-        ts.n = 0;
-        if (bm25_forward(ix, c[i].rowid, &ids, &nt, &nb)) {
-            if (nt + nb > ts.cap) {
-                int16_t *x = realloc(ts.s, (nt + nb) * sizeof *x);
-                if (!x) { rc = err_set(PLUMB_NOMEM, "rerank"); break; }
-                ts.s = x;
-                ts.cap = nt + nb;
-            }
-            double tf[RERANK_FBT] = {0};
-            for (uint32_t j = 0; j < nt + nb; j++) {
-                int32_t code = look.val[idtab_slot(&look, ids[j])];
-                ts.s[j] = (int16_t)(code >= 0 && code < 64 ? code : -1);
-                if (code >= 64) tf[code - 64] += j < nt ? qi->wt : qi->wb;
-            }
-            lp = 0;
-            double avg = qi->wt * qi->avg_t + qi->wb * qi->avg_b;
-            if (!(avg > 0)) avg = 1;
-            double K = qi->k1 * (1 - qi->b + qi->b * (qi->wt * nt + qi->wb * nb) / avg);
-            for (int t = 0; t < nfb; t++)
-                if (tf[t] > 0) lp += fb[t].w * tf[t] * (qi->k1 + 1) / (tf[t] + K);
-        } else {
-            /* no forward list: tokenize the chunk's title and text */
-            sqlite3_stmt *st = r->st_hit;
-            sqlite3_bind_int64(st, 1, c[i].rowid);
-            int src = sqlite3_step(st);
-            if (src == SQLITE_ROW) {
-                const char *title = (const char *)sqlite3_column_text(st, 3);
-                int tl = sqlite3_column_bytes(st, 3);
-                if (title && tok_run(r->tok, title, tl, slot_tok, &ts) < 0) ts.oom = 1;
-                nt = ts.n;
-                const char *text = (const char *)sqlite3_column_text(st, 1);
-                int xl = sqlite3_column_bytes(st, 1);
-                if (text && !ts.oom && tok_run(r->tok, text, xl, slot_tok, &ts) < 0) ts.oom = 1;
-                nb = ts.n - nt;
-            } else {
-                rc = src == SQLITE_DONE
-                         ? err_set(PLUMB_CORRUPT, "chunk %lld is not in the chunks table",
-                                   (long long)c[i].rowid)
-                         : store_err(r->conn, src, "rerank: read chunk");
-            }
-            sqlite3_reset(st);
-            if (!rc && ts.oom) rc = err_set(PLUMB_NOMEM, "rerank");
-            if (rc) break;
+    for (size_t i = 0; i < n; i++) {
+        const uint32_t *ids = ct[i].ids;
+        uint32_t nt = ct[i].nt, nb = ct[i].nb;
+        if (nt + nb > cap) {
+            int16_t *x = realloc(slot, (nt + nb) * sizeof *x);
+            if (!x) { rc = err_set(PLUMB_NOMEM, "rerank"); break; }
+            slot = x;
+            cap = nt + nb;
         }
-        rerank_doc_features(qi, ts.s, nt, nb, c[i].feat);
+        double tf[RERANK_FBT] = {0};
+        for (uint32_t j = 0; j < nt + nb; j++) {
+            /* UINT32_MAX (unknown) is never a key: -1 */
+            int32_t code = look.val[idtab_slot(&look, ids[j])];
+            slot[j] = (int16_t)(code >= 0 && code < 64 ? code : -1);
+            if (code >= 64) tf[code - 64] += j < nt ? qi->wt : qi->wb;
+        }
+        double lp = 0; /* LPRF */
+        double avg = qi->wt * qi->avg_t + qi->wb * qi->avg_b;
+        if (!(avg > 0)) avg = 1;
+        double K = qi->k1 * (1 - qi->b + qi->b * (qi->wt * nt + qi->wb * nb) / avg);
+        for (int t = 0; t < nfb; t++)
+            if (tf[t] > 0) lp += fb[t].w * tf[t] * (qi->k1 + 1) / (tf[t] + K);
+        rerank_doc_features(qi, slot, nt, nb, c[i].feat);
         c[i].feat[RERANK_DENSE] = c[i].dense;
         c[i].feat[RERANK_FUSED] = c[i].fused;
         const float *x = cen ? vec_get(v, c[i].rowid) : NULL;
         c[i].feat[RERANK_DPRF] = x ? kern_dot_f32(x, cen, dim) : NAN;
         c[i].feat[RERANK_LPRF] = lp;
     }
-    free(ts.s);
+done:
+    free(slot);
     free(cen);
+    free(tk.id);
+    free(ct);
     return rc;
 }
 

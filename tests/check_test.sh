@@ -31,6 +31,31 @@ expect "side file truncated" 1 "bm25 side file: .*truncated" "$tmp/b.db"
 "$plumb" index "$sample/faq.jsonl" --db "$tmp/other.db" -q
 cp "$db" "$tmp/c.db"; cp "$tmp/other.db.bm25" "$tmp/c.db.bm25"
 expect "foreign side file" 1 "bm25 side file: belongs to another index" "$tmp/c.db"
+# the forward lists (the last two sections, index/FORMAT.md): a flipped
+# has-list flag, flipped term ids; a file from before them (version 1)
+# is no damage: reported, not counted, and searches still answer
+sec() { # sec SIDE has|fwd: the byte offset of that section in the file
+  python3 - "$1" "$2" <<'PY'
+import struct, sys
+d = open(sys.argv[1], 'rb').read(112)
+nterms, nord = struct.unpack_from('<II', d, 40)
+npost, narena = struct.unpack_from('<QQ', d, 48)
+up8 = lambda x: (x + 7) & ~7
+o = up8(narena) + up8(nterms * 16) + up8(npost * 8) + up8(nord * 8) + 2 * up8(nord * 4) + up8(nord)
+print(112 + (o if sys.argv[2] == 'has' else o + up8(nord)))
+PY
+}
+cp "$db" "$tmp/e.db"; cp "$db.bm25" "$tmp/e.db.bm25"
+printf '\x02' | dd of="$tmp/e.db.bm25" bs=1 seek=$(( $(sec "$db.bm25" has) + 3 )) conv=notrunc 2>/dev/null
+expect "forward flag flipped" 1 "bm25 side file: checksum mismatch" "$tmp/e.db"
+cp "$db" "$tmp/f.db"; cp "$db.bm25" "$tmp/f.db.bm25"
+printf '\x5a\xa5\x5a\xa5' | dd of="$tmp/f.db.bm25" bs=1 seek=$(( $(sec "$db.bm25" fwd) + 400 )) conv=notrunc 2>/dev/null
+expect "forward ids flipped" 1 "bm25 side file: checksum mismatch" "$tmp/f.db"
+"$plumb" search bm25 --db "$tmp/f.db" >/dev/null && ok || bad "search with damaged forward lists"
+cp "$db" "$tmp/g.db"; cp "$db.bm25" "$tmp/g.db.bm25"
+printf '\x01' | dd of="$tmp/g.db.bm25" bs=1 seek=8 conv=notrunc 2>/dev/null
+expect "version 1 side file" 0 "bm25 side file: version 1, from an older plumb" "$tmp/g.db"
+"$plumb" search bm25 --db "$tmp/g.db" >/dev/null && ok || bad "search with a version 1 side file"
 
 # the database file: bytes flipped across its pages
 cp "$db" "$tmp/d.db"

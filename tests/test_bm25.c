@@ -253,8 +253,9 @@ static void test_side_file(void) {
 /* The side file's bytes, read back from disk by a reader written here
 ** from index/FORMAT.md alone: the header's counts account for the file
 ** exactly, every padding byte is zero, the postings are grouped by term
-** and by ordinal, and the header's hash is hash64 of the body as it lies
-** on disk. The writer streams the body and hashes as it goes; this is
+** and by ordinal, the forward lists account for their ids exactly and
+** name known terms, and the header's hash is hash64 of the body as it
+** lies on disk. The writer streams the body and hashes as it goes; this is
 ** the independent check that what it hashed is what it wrote. */
 typedef struct disk_hdr {
     char magic[8];
@@ -265,6 +266,7 @@ typedef struct disk_hdr {
     int64_t live;
     double tot_t, tot_b;
     uint32_t ndead, pad;
+    uint64_t nfwd;
     uint64_t body_hash;
 } disk_hdr;
 
@@ -277,7 +279,7 @@ static int zeros(const unsigned char *p, size_t from, size_t to) {
 }
 
 static void check_side_bytes(const char *side, int64_t want_live, int want_dead) {
-    CHECK(sizeof(disk_hdr) == 104);
+    CHECK(sizeof(disk_hdr) == 112);
     FILE *f = fopen(side, "rb");
     CHECK(f != NULL);
     if (!f) return;
@@ -285,21 +287,23 @@ static void check_side_bytes(const char *side, int64_t want_live, int want_dead)
     long size = ftell(f);
     fseek(f, 0, SEEK_SET);
     unsigned char *all = malloc(size > 0 ? (size_t)size : 1);
-    CHECK(all && size >= 104 && fread(all, 1, (size_t)size, f) == (size_t)size);
+    CHECK(all && size >= 112 && fread(all, 1, (size_t)size, f) == (size_t)size);
     fclose(f);
-    if (!all || size < 104) { free(all); return; }
+    if (!all || size < 112) { free(all); return; }
     disk_hdr h;
     memcpy(&h, all, sizeof h);
     const unsigned char *b = all + sizeof h;
     size_t n = (size_t)size - sizeof h;
-    CHECK(!memcmp(h.magic, "PLMBBM25", 8) && h.version == 1 && h.endian == 0x01020304u);
+    CHECK(!memcmp(h.magic, "PLMBBM25", 8) && h.version == 2 && h.endian == 0x01020304u);
     CHECK(h.live == want_live && h.ndead <= h.nord && h.live == (int64_t)(h.nord - h.ndead));
     CHECK(h.nterms > 0 && h.npost >= h.nterms);
     CHECK(want_dead ? h.ndead > 0 : h.ndead == 0); /* the rewrite happened */
     size_t o_st = up8(h.narena), o_ps = o_st + up8((size_t)h.nterms * 16);
     size_t o_cid = o_ps + up8((size_t)h.npost * 8), o_lt = o_cid + up8((size_t)h.nord * 8);
     size_t o_lb = o_lt + up8((size_t)h.nord * 4), o_dead = o_lb + up8((size_t)h.nord * 4);
-    size_t total = o_dead + up8(h.nord);
+    size_t o_has = o_dead + up8(h.nord), o_fwd = o_has + up8(h.nord);
+    size_t total = o_fwd + up8((size_t)h.nfwd * 4);
+    CHECK(h.nfwd > 0); /* a small index keeps every chunk's list */
     CHECK(n == total);
     if (n != total) { free(all); return; }
     CHECK(hash64(b, n, 0) == h.body_hash);
@@ -307,7 +311,8 @@ static void check_side_bytes(const char *side, int64_t want_live, int want_dead)
     CHECK(zeros(b, h.narena, o_st) && zeros(b, o_st + (size_t)h.nterms * 16, o_ps));
     CHECK(zeros(b, o_ps + (size_t)h.npost * 8, o_cid) && zeros(b, o_cid + (size_t)h.nord * 8, o_lt));
     CHECK(zeros(b, o_lt + (size_t)h.nord * 4, o_lb) && zeros(b, o_lb + (size_t)h.nord * 4, o_dead));
-    CHECK(zeros(b, o_dead + h.nord, total));
+    CHECK(zeros(b, o_dead + h.nord, o_has) && zeros(b, o_has + h.nord, o_fwd));
+    CHECK(zeros(b, o_fwd + (size_t)h.nfwd * 4, total));
     uint64_t used = 0;
     int bad = 0;
     for (uint32_t i = 0; i < h.nterms; i++) {
@@ -333,6 +338,23 @@ static void check_side_bytes(const char *side, int64_t want_live, int want_dead)
     uint32_t ndead = 0;
     for (uint32_t o = 0; o < h.nord; o++) ndead += b[o_dead + o] != 0;
     CHECK(ndead == h.ndead);
+    /* forward lists: lt + lb ids for each ordinal flagged, in order */
+    uint64_t ids = 0;
+    for (uint32_t o = 0; o < h.nord; o++) {
+        uint32_t lt, lb;
+        memcpy(&lt, b + o_lt + (size_t)o * 4, 4);
+        memcpy(&lb, b + o_lb + (size_t)o * 4, 4);
+        CHECK(b[o_has + o] <= 1);
+        if (b[o_has + o]) ids += (uint64_t)lt + lb;
+    }
+    CHECK(ids == h.nfwd);
+    bad = 0;
+    for (uint64_t i = 0; i < h.nfwd; i++) {
+        uint32_t id;
+        memcpy(&id, b + o_fwd + i * 4, 4);
+        bad += id >= h.nterms;
+    }
+    CHECK(bad == 0);
     free(all);
 }
 
@@ -384,6 +406,49 @@ static void test_side_bytes(void) {
     problems = -1;
     CHECK_OK(plumb_check(db, count_problem, &reported, &problems));
     CHECK(problems == 0 && reported == 0);
+    plumb_close(db);
+    /* a forward list that names other terms than its chunk's, in a file
+    ** whose checksum is right: the handle loads it, and plumb_check finds
+    ** it against the chunks table */
+    FILE *f = fopen(side, "r+b");
+    CHECK(f != NULL);
+    if (f) {
+        disk_hdr dh;
+        CHECK(fread(&dh, sizeof dh, 1, f) == 1);
+        size_t o_lt = up8(dh.narena) + up8((size_t)dh.nterms * 16) + up8((size_t)dh.npost * 8) +
+                      up8((size_t)dh.nord * 8);
+        size_t o_dead = o_lt + 2 * up8((size_t)dh.nord * 4), o_has = o_dead + up8(dh.nord);
+        size_t o_fwd = o_has + up8(dh.nord), n = o_fwd + up8((size_t)dh.nfwd * 4);
+        unsigned char *b = malloc(n);
+        CHECK(b && dh.nfwd > 0 && dh.nterms > 1 && fread(b, 1, n, f) == n);
+        /* the first id of the first live chunk's list (ordinal 0 may be dead) */
+        size_t at = 0;
+        uint32_t o = 0;
+        for (; b && o < dh.nord; o++) {
+            uint32_t lt, lb;
+            memcpy(&lt, b + o_lt + (size_t)o * 4, 4);
+            memcpy(&lb, b + o_lt + up8((size_t)dh.nord * 4) + (size_t)o * 4, 4);
+            if (b[o_has + o] && !b[o_dead + o] && lt + lb > 0) break;
+            if (b[o_has + o]) at += (size_t)lt + lb;
+        }
+        CHECK(o < dh.nord);
+        if (b && o < dh.nord && dh.nterms > 1) {
+            uint32_t id;
+            memcpy(&id, b + o_fwd + at * 4, 4);
+            id = (id + 1) % dh.nterms;
+            memcpy(b + o_fwd + at * 4, &id, 4);
+            dh.body_hash = hash64(b, n, 0);
+            CHECK(fseek(f, 0, SEEK_SET) == 0 && fwrite(&dh, sizeof dh, 1, f) == 1 &&
+                  fwrite(b, 1, n, f) == n);
+        }
+        free(b);
+        fclose(f);
+    }
+    CHECK_OK(plumb_open(dbp, NULL, &db));
+    problems = -1;
+    reported = 0;
+    CHECK_RC(plumb_check(db, count_problem, &reported, &problems), PLUMB_CORRUPT);
+    CHECK(problems == 1 && reported == 1);
     plumb_close(db);
     char rm[1200];
     snprintf(rm, sizeof rm, "rm -f '%s' '%s'-wal '%s'-shm '%s'", dbp, dbp, dbp, side);

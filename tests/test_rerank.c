@@ -208,10 +208,94 @@ static void test_search(void) {
     }
 }
 
+/* Every query's reranked hits as "chunk:score_rerank " with the score's
+** exact bits (%a), and whether any hit was reranked. */
+static int rerank_run(plumb_db *db, char *out, size_t n) {
+    static const char *qs[] = {"index search ranking bm25 length", "vector embeddings",
+                               "how do I delete a document", "chunk size tokens overlap",
+                               "retrieval augmented generation prompt", "query", "fusion rank"};
+    plumb_search_params sp;
+    plumb_search_params_init(&sp);
+    sp.mode = PLUMB_MODE_LEXICAL;
+    sp.k = 20;
+    sp.rerank = 20;
+    sp.snippet_tokens = 0;
+    sp.log = 0;
+    int reranked = 0;
+    out[0] = 0;
+    for (size_t q = 0; q < sizeof qs / sizeof *qs; q++) {
+        plumb_hits *h = NULL;
+        CHECK_OK(plumb_search(db, qs[q], &sp, &h));
+        for (size_t i = 0; h && i < h->n; i++) {
+            char one[80];
+            snprintf(one, sizeof one, "%lld:%a ", (long long)h->hit[i].chunk_id,
+                     h->hit[i].score_rerank);
+            strncat(out, one, n - strlen(out) - 1);
+            reranked |= !isnan(h->hit[i].score_rerank);
+        }
+        strncat(out, "| ", n - strlen(out) - 1);
+        plumb_hits_free(h);
+    }
+    CHECK(strlen(out) < n - 1); /* not cut short */
+    return reranked;
+}
+
+/* The reranker's features are the same whether a candidate's terms come
+** from the BM25 index's forward lists or from tokenizing its text: a
+** handle that built its index from the chunks table (forward lists), one
+** that loaded the side file, one without forward lists (PLUMB_FWD_MAX=0:
+** every candidate tokenized) and one with forward lists for only the
+** first chunks (some candidates of a query tokenized, some not) give the
+** same order and the same score_rerank, bit for bit. */
+static void test_forward_paths(void) {
+    const char *src = getenv("PLUMB_SOURCE_DIR");
+    char sample[512], dbp[256], side[300];
+    snprintf(sample, sizeof sample, "%s/data/sample", src ? src : ".");
+    snprintf(dbp, sizeof dbp, "/tmp/plumb-test-rerank-fwd-%d.db", (int)getpid());
+    snprintf(side, sizeof side, "%s.bm25", dbp);
+    setenv("PLUMB_BM25_SIDE_MIN_CHUNKS", "0", 1); /* a side file for this small index */
+    unsetenv("PLUMB_FWD_MAX");
+    enum { OUT = 1 << 16 };
+    char *want = malloc(OUT), *got = malloc(OUT);
+    if (!want || !got) { CHECK(0); free(want); free(got); return; }
+    const char *paths[1] = {sample};
+    plumb_db *db = NULL;
+    CHECK_OK(plumb_open(dbp, NULL, &db));
+    CHECK_OK(plumb_index_paths(db, paths, 1, NULL, NULL)); /* writes the side file */
+    CHECK(rerank_run(db, want, OUT)); /* built from the chunks table */
+    plumb_close(db);
+    CHECK(access(side, R_OK) == 0);
+    const char *cases[][2] = {
+        {NULL, "side file loaded"},
+        {"0", "side file loaded, no forward lists"},
+        {"300", "forward lists for the first chunks only"},
+    };
+    for (int c = 0; c < 3; c++) {
+        if (cases[c][0]) setenv("PLUMB_FWD_MAX", cases[c][0], 1);
+        if (c == 2) unlink(side); /* rebuilt from the chunks table */
+        db = NULL;
+        CHECK_OK(plumb_open(dbp, NULL, &db));
+        CHECK(rerank_run(db, got, OUT));
+        if (strcmp(got, want)) {
+            fprintf(stderr, "reranked hits differ (%s):\n  want %.300s\n  got  %.300s\n",
+                    cases[c][1], want, got);
+            CHECK(0);
+        }
+        plumb_close(db);
+        unsetenv("PLUMB_FWD_MAX");
+    }
+    free(want);
+    free(got);
+    char rm[1200];
+    snprintf(rm, sizeof rm, "rm -f '%s' '%s'-wal '%s'-shm '%s'", dbp, dbp, dbp, side);
+    if (system(rm) != 0) CHECK(0);
+}
+
 int main(void) {
     test_features();
     test_combination();
     test_tune_synthetic();
     test_search();
+    test_forward_paths();
     return CHECK_DONE();
 }
