@@ -482,6 +482,8 @@ typedef struct plumb_stats {
     char rerank_url[512];  /* "http": the stored base URL ("" when none) */
     char rerank_model[128];/* "http": the stored model ("" when none) */
     int rerank_timeout_ms; /* "http": per attempt */
+    int rerank_trees;      /* "features": regression trees added to the
+                              linear model by plumb tune (0: linear only) */
 } plumb_stats;
 
 PLUMB_API plumb_status plumb_stats_get(plumb_db *db, plumb_stats *out);
@@ -1199,6 +1201,10 @@ typedef struct plumb_tune_params {
                      query (also one without candidates), features normalised as
                      the reranker sees them, numbered in the order of
                      weight_names (for learners outside plumb) */
+    int trees;    /* 1: also learn a small ensemble of regression trees
+                     (LambdaMART) added to the linear score, kept only when
+                     5-fold cross-validation on the training queries says
+                     it beats the linear model (default 1) */
 } plumb_tune_params;
 
 PLUMB_API void plumb_tune_params_init(plumb_tune_params *p);
@@ -1229,6 +1235,10 @@ typedef struct plumb_tune_result {
     double alpha;                 /* learned fusion weight; NAN when not
                                      searched (no grid, or an index without
                                      vectors) */
+    int ntrees;                   /* trees kept (0: the linear model alone) */
+    double cv_linear, cv_trees;   /* cross-validated training nDCG@10 of the
+                                     linear model and of the trees kept (NAN
+                                     when not measured / none kept) */
 } plumb_tune_result;
 
 /* Learn (see TUNING above). 1 <= nsets <= PLUMB_TUNE_MAX_SETS; every set

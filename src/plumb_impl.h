@@ -437,6 +437,9 @@ typedef struct idx_settings {
     ** the shipped defaults) */
     char rerank_kind[16];
     double rerank_w[13];        /* RERANK_NFEAT */
+    /* trees added to the linear score (trees.c; settings key rerank_trees,
+    ** written by plumb tune); NULL: none. Owned: freed by store_close */
+    struct rerank_trees *rerank_trees;
     /* the "http" reranker (rerank_http.c): keys rerank_url, rerank_model,
     ** rerank_timeout_ms; "" / 0 when not stored */
     char rerank_url[512];
@@ -445,6 +448,7 @@ typedef struct idx_settings {
 } idx_settings;
 
 typedef struct bm25_index bm25_index;
+typedef struct rerank_trees rerank_trees;
 typedef struct vec_index vec_index;
 typedef struct embed_cache embed_cache;
 
@@ -852,13 +856,52 @@ plumb_status rerank_features(const bm25_index *ix, reader *r, const vec_index *v
 /* Min-max normalise the per-query-scaled features over c[0..n). */
 void rerank_normalise(rerank_cand *c, size_t n);
 double rerank_dot(const double *w, const double *f);
-/* score = w . feat; sort best first (ties: stage-1 order). */
-void rerank_score(rerank_cand *c, size_t n, const double *w);
+/* score = w . feat + trees(feat) (t may be NULL); sort best first (ties:
+** stage-1 order). */
+void rerank_score(rerank_cand *c, size_t n, const double *w, const struct rerank_trees *t);
 /* Sort c[0..n) by score, best first (ties: stage-1 order). */
 void rerank_sort(rerank_cand *c, size_t n);
 /* "bm25=1,dense=0.5": unnamed features keep the defaults. -1: malformed. */
 int rerank_weights_parse(const char *s, double *w);
 void rerank_weights_format(const double *w, buf *out);
+
+/* ======================================================================
+** trees.c -- a regression-tree ensemble added to the linear reranker
+** (LambdaMART), learned by plumb tune
+** ==================================================================== */
+
+struct rerank_trees {
+    int ntrees, rcap;
+    int32_t nnodes, cap;
+    int32_t *root;   /* each tree's first node */
+    int16_t *feat;   /* per node: the feature split on; -1: a leaf */
+    double *val;     /* per node: the threshold (f <= it: left, the next
+                        node), or a leaf's output */
+    int32_t *right;  /* per internal node: its right child */
+};
+
+/* The ensemble's score of normalised features f (0 for NULL). */
+double trees_predict(const rerank_trees *t, const double *f);
+/* Text form (trees.c's header). "" or NULL: *out = NULL (no trees). 0 on
+** success, -1 malformed, -2 out of memory. */
+int trees_parse(const char *s, rerank_trees **out);
+void trees_format(const rerank_trees *t, buf *out);
+void trees_free(rerank_trees *t);
+
+typedef struct trees_data {
+    const double *feat;  /* n x RERANK_NFEAT, normalised */
+    const int *rel;      /* n judgments */
+    size_t n;
+    const size_t *qoff, *qn; /* query q: candidates [qoff, qoff + qn) */
+    const double *idcg;  /* its ideal DCG@10 */
+    size_t nq;
+} trees_data;
+
+typedef struct trees_cfg { int ntrees, leaves, minleaf; double lr; } trees_cfg;
+
+/* Learn cfg->ntrees trees on top of the scores F (n, updated in place to
+** the final scores). NULL on out of memory. */
+rerank_trees *trees_fit(const trees_data *d, double *F, const trees_cfg *cfg);
 
 /* tune.c: coordinate ascent (tune.c's header) on nq synthetic queries of
 ** per_q candidates each (feat: RERANK_NFEAT per candidate, rel: their

@@ -535,8 +535,8 @@ static int cmp_score(const void *a, const void *b) {
     return (x->order > y->order) - (x->order < y->order);
 }
 
-void rerank_score(rerank_cand *c, size_t n, const double *w) {
-    for (size_t i = 0; i < n; i++) c[i].score = rerank_dot(w, c[i].feat);
+void rerank_score(rerank_cand *c, size_t n, const double *w, const rerank_trees *t) {
+    for (size_t i = 0; i < n; i++) c[i].score = rerank_dot(w, c[i].feat) + trees_predict(t, c[i].feat);
     rerank_sort(c, n);
 }
 

@@ -357,7 +357,7 @@ static plumb_status rerank_stage(plumb_db *db, reader *r, const lex_query *q, in
         sink->n = n;
         return PLUMB_OK;
     }
-    rerank_score(c, n, set->rerank_w);
+    rerank_score(c, n, set->rerank_w, set->rerank_trees);
     rc = rerank_apply(c, rk, nr, n);
     free(c);
     return rc;

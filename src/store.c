@@ -154,6 +154,7 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
     snprintf(s->rerank_kind, sizeof s->rerank_kind, "features");
     memcpy(s->rerank_w, rerank_default_weights, sizeof s->rerank_w);
     int seen = 0;
+    rerank_trees *trees = NULL;
     while ((src = sqlite3_step(st)) == SQLITE_ROW) {
         const char *k = (const char *)sqlite3_column_text(st, 0);
         if (!k) continue;
@@ -195,9 +196,20 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
             snprintf(dst, cap, "%s", v ? v : "");
         } else if (!strcmp(k, "rerank_timeout_ms")) {
             s->rerank_timeout_ms = sqlite3_column_int(st, 1);
+        } else if (!strcmp(k, "rerank_trees")) {
+            const char *v = (const char *)sqlite3_column_text(st, 1);
+            trees_free(trees);
+            int bad = trees_parse(v, &trees);
+            if (bad) {
+                sqlite3_finalize(st);
+                return bad == -2 ? err_set(PLUMB_NOMEM, "%s: settings: rerank_trees", db->path)
+                                 : err_set(PLUMB_CORRUPT, "%s: settings: malformed rerank_trees "
+                                           "'%.60s...'", db->path, v ? v : "");
+            }
         } else if (!strcmp(k, "rerank_weights")) {
             const char *v = (const char *)sqlite3_column_text(st, 1);
             if (rerank_weights_parse(v, s->rerank_w)) {
+                trees_free(trees);
                 sqlite3_finalize(st);
                 return err_set(PLUMB_CORRUPT, "%s: settings: malformed rerank_weights '%.200s'",
                                db->path, v ? v : "");
@@ -206,7 +218,8 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
     }
     plumb_status rc = src == SQLITE_DONE ? PLUMB_OK : store_err(c, src, db->path);
     sqlite3_finalize(st);
-    if (rc) return rc;
+    if (rc) { trees_free(trees); return rc; }
+    s->rerank_trees = trees; /* store_close frees it, also after a failed open */
     if (s->format_version != PLUMB_FORMAT_VERSION)
         return err_set(PLUMB_FORMAT,
                        "%s: index format version %d, this plumb reads version %d%s", db->path,
@@ -390,6 +403,8 @@ static void reader_free(reader *r) {
 }
 
 void store_close(plumb_db *db) {
+    trees_free(db->set.rerank_trees);
+    db->set.rerank_trees = NULL;
     if (db->w) {
         if (db->in_txn) sqlite3_exec(db->w, "ROLLBACK", NULL, NULL, NULL);
         for (int i = 0; i < WS_COUNT; i++) sqlite3_finalize(db->ws[i]);
@@ -958,6 +973,7 @@ plumb_status store_stats(plumb_db *db, plumb_stats *out) {
     out->weight_title = db->set.wt;
     out->weight_body = db->set.wb;
     snprintf(out->rerank_kind, sizeof out->rerank_kind, "%s", db->set.rerank_kind);
+    out->rerank_trees = db->set.rerank_trees ? db->set.rerank_trees->ntrees : 0;
     out->rerank = db->set.rerank;
     snprintf(out->rerank_url, sizeof out->rerank_url, "%s", db->set.rerank_url);
     snprintf(out->rerank_model, sizeof out->rerank_model, "%s", db->set.rerank_model);

@@ -155,7 +155,13 @@ static plumb_status collect(const plumb_tune_set *s, const plumb_qrels *qrels, i
 
 /* Mean over sets of the per-set mean nDCG@10 (per-set means in per[]
 ** when not NULL). w NULL: stage-1 order. */
+static double objective_t(const tcache *c, const double *w, const rerank_trees *tr, double *per);
 static double objective(const tcache *c, const double *w, double *per) {
+    return objective_t(c, w, NULL, per);
+}
+
+/* Mean nDCG@10 as objective(), the score being w . f + trees(f). */
+static double objective_t(const tcache *c, const double *w, const rerank_trees *tr, double *per) {
     double sum[PLUMB_TUNE_MAX_SETS] = {0};
     size_t cnt[PLUMB_TUNE_MAX_SETS] = {0};
     int idx[1024];
@@ -166,7 +172,8 @@ static double objective(const tcache *c, const double *w, double *per) {
         size_t n = t->n < 1024 ? t->n : 1024;
         /* insertion sort of candidate positions by score, stage-1 order on ties */
         for (size_t i = 0; i < n; i++) {
-            double s = w ? rerank_dot(w, c->feat + (t->off + i) * NF) : -(double)i;
+            const double *f = c->feat + (t->off + i) * NF;
+            double s = w ? rerank_dot(w, f) + trees_predict(tr, f) : -(double)i;
             size_t j = i;
             while (j > 0 && sc[j - 1] < s) { sc[j] = sc[j - 1]; idx[j] = idx[j - 1]; j--; }
             sc[j] = s;
@@ -256,14 +263,138 @@ double tune_fit(const double *feat, const int *rel, const int *ideal_unused, siz
     return o;
 }
 
+static void say(const plumb_tune_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---------------------------------------------------------------- */
+/* Trees on top of the linear model                                   */
+/* ---------------------------------------------------------------- */
+
+/* The candidates the tree learner is given: those of the queries
+** c->q[qs[0..m)) copied out, with their linear scores in F. */
+typedef struct tsub {
+    double *feat, *F, *idcg;
+    int *rel;
+    size_t *qoff, *qn;
+    trees_data d;
+} tsub;
+
+static void sub_free(tsub *s) {
+    free(s->feat);
+    free(s->F);
+    free(s->idcg);
+    free(s->rel);
+    free(s->qoff);
+    free(s->qn);
+}
+
+static int sub_build(const tcache *c, const size_t *qs, size_t m, const double *w, tsub *s) {
+    memset(s, 0, sizeof *s);
+    size_t n = 0;
+    for (size_t i = 0; i < m; i++) n += c->q[qs[i]].n;
+    s->feat = malloc((n ? n : 1) * NF * sizeof *s->feat);
+    s->F = malloc((n ? n : 1) * sizeof *s->F);
+    s->rel = malloc((n ? n : 1) * sizeof *s->rel);
+    s->idcg = malloc((m ? m : 1) * sizeof *s->idcg);
+    s->qoff = malloc((m ? m : 1) * sizeof *s->qoff);
+    s->qn = malloc((m ? m : 1) * sizeof *s->qn);
+    if (!s->feat || !s->F || !s->rel || !s->idcg || !s->qoff || !s->qn) { sub_free(s); return -1; }
+    size_t at = 0;
+    for (size_t i = 0; i < m; i++) {
+        const tq *t = &c->q[qs[i]];
+        s->qoff[i] = at;
+        s->qn[i] = t->n;
+        s->idcg[i] = t->idcg;
+        memcpy(s->feat + at * NF, c->feat + t->off * NF, t->n * NF * sizeof *s->feat);
+        memcpy(s->rel + at, c->rel + t->off, t->n * sizeof *s->rel);
+        for (size_t j = 0; j < t->n; j++) s->F[at + j] = rerank_dot(w, s->feat + (at + j) * NF);
+        at += t->n;
+    }
+    s->d = (trees_data){s->feat, s->rel, n, s->qoff, s->qn, s->idcg, m};
+    return 0;
+}
+
+/* The configurations cross-validation chooses from (none of them when
+** the linear model alone does as well): from bench/letor_trees.py's
+** study (bench/RESULTS.md, "Two-stage ranking"). */
+static const trees_cfg tree_cfgs[] = {{100, 8, 50, 0.05}, {200, 16, 50, 0.05}};
+#define NCFG (int)(sizeof tree_cfgs / sizeof *tree_cfgs)
+#define NFOLD 5
+
+static int fold_of(size_t q) { return (int)(hash64(&q, sizeof q, 0x74726565) % NFOLD); }
+
+/* 5-fold cross-validation over the training queries of the linear model
+** (w, learned on all of them, so its figure is if anything flattering)
+** against each tree configuration learned on four folds and scored on
+** the fifth; the best configuration, if it beats the linear figure, is
+** then learned on every training query into *out. */
+static plumb_status learn_trees(const tcache *c, const double *w, const plumb_tune_params *pp,
+                                rerank_trees **out, double *cv_lin, double *cv_best, int *ntrees) {
+    *out = NULL;
+    *ntrees = 0;
+    *cv_lin = *cv_best = NAN;
+    size_t *in = malloc((c->nq ? c->nq : 1) * sizeof *in);
+    tq *held = malloc((c->nq ? c->nq : 1) * sizeof *held);
+    if (!in || !held) { free(in); free(held); return err_set(PLUMB_NOMEM, "tune: trees"); }
+    double lin = 0, cv[NCFG] = {0};
+    int folds = 0;
+    plumb_status rc = PLUMB_OK;
+    for (int k = 0; k < NFOLD && !rc; k++) {
+        size_t m = 0, nh = 0;
+        for (size_t q = 0; q < c->nq; q++) {
+            if (fold_of(q) == k) held[nh++] = c->q[q];
+            else in[m++] = q;
+        }
+        if (!nh || !m) continue;
+        tcache view = *c; /* the same candidates, only the held-out fold's queries */
+        view.q = held;
+        view.nq = nh;
+        lin += objective(&view, w, NULL);
+        for (int g = 0; g < NCFG && !rc; g++) {
+            tsub s;
+            if (sub_build(c, in, m, w, &s)) { rc = err_set(PLUMB_NOMEM, "tune: trees"); break; }
+            rerank_trees *t = trees_fit(&s.d, s.F, &tree_cfgs[g]);
+            sub_free(&s);
+            if (!t) { rc = err_set(PLUMB_NOMEM, "tune: trees"); break; }
+            cv[g] += objective_t(&view, w, t, NULL);
+            trees_free(t);
+        }
+        folds++;
+        say(pp, "trees: fold %d of %d", k + 1, NFOLD);
+    }
+    free(held);
+    if (rc || !folds) { free(in); return rc; }
+    *cv_lin = lin / folds;
+    int best = -1;
+    for (int g = 0; g < NCFG; g++) {
+        cv[g] /= folds;
+        say(pp, "trees: %d trees of %d leaves: cross-validated nDCG@10 %.4f (linear %.4f)",
+            tree_cfgs[g].ntrees, tree_cfgs[g].leaves, cv[g], *cv_lin);
+        if (cv[g] > *cv_lin + 0.001 && (best < 0 || cv[g] > cv[best])) best = g;
+    }
+    if (best >= 0) {
+        *cv_best = cv[best];
+        for (size_t q = 0; q < c->nq; q++) in[q] = q;
+        tsub s;
+        if (sub_build(c, in, c->nq, w, &s)) rc = err_set(PLUMB_NOMEM, "tune: trees");
+        else {
+            *out = trees_fit(&s.d, s.F, &tree_cfgs[best]);
+            sub_free(&s);
+            if (!*out) rc = err_set(PLUMB_NOMEM, "tune: trees");
+            else *ntrees = tree_cfgs[best].ntrees;
+        }
+    }
+    free(in);
+    return rc;
+}
+
 void plumb_tune_params_init(plumb_tune_params *p) {
     memset(p, 0, sizeof *p);
+    p->trees = 1;
     p->rerank = 30;
     p->grid = 1;
     p->rounds = 8;
 }
 
-static void say(const plumb_tune_params *p, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void say(const plumb_tune_params *p, const char *fmt, ...) {
     if (!p->progress) return;
     char m[256];
@@ -277,8 +408,9 @@ static void say(const plumb_tune_params *p, const char *fmt, ...) {
 /* Measure one split at (k1, b) (< 0: each index's) with the weights
 ** given (NULL skips), into figs (per set) and the mean. */
 static plumb_status measure(const plumb_tune_set *sets, int nsets, int heldout, double k1, double b,
-                            double alpha, int n, const double *w, double *stage1, double *withw,
-                            plumb_tune_figures *per, size_t *nq, FILE *dump) {
+                            double alpha, int n, const double *w, const rerank_trees *tr,
+                            double *stage1, double *withw, plumb_tune_figures *per, size_t *nq,
+                            FILE *dump) {
     tcache c = {0};
     c.nsets = nsets;
     plumb_status rc = PLUMB_OK;
@@ -290,7 +422,7 @@ static plumb_status measure(const plumb_tune_set *sets, int nsets, int heldout, 
     if (!rc) {
         double p1[PLUMB_TUNE_MAX_SETS], p2[PLUMB_TUNE_MAX_SETS];
         double o1 = objective(&c, NULL, p1);
-        double o2 = w ? objective(&c, w, p2) : NAN;
+        double o2 = w ? objective_t(&c, w, tr, p2) : NAN;
         if (stage1) *stage1 = o1;
         if (withw) *withw = o2;
         for (int s = 0; s < nsets; s++) {
@@ -341,6 +473,7 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
     if (rc) return rc;
     int nalpha = pp->grid && dense ? 3 : 1;
     double best_obj = -1, best_k1 = -1, best_b = -1, best_a = -1, best_w[NF];
+    tcache best_c = {0};
     memcpy(best_w, rerank_default_weights, sizeof best_w);
     int npts = pp->grid ? 9 * nalpha : 1;
     for (int g = 0; g < npts && !rc; g++) {
@@ -360,8 +493,11 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
             if (a >= 0)
                 say(pp, "k1 %.2f b %.2f alpha %.1f: train nDCG@10 %.4f (stage 1 %.4f)", k1, b, a,
                     o, objective(&c, NULL, NULL));
-            else
+            else if (k1 >= 0)
                 say(pp, "k1 %.2f b %.2f: train nDCG@10 %.4f (stage 1 %.4f)", k1, b, o,
+                    objective(&c, NULL, NULL));
+            else
+                say(pp, "the index's k1, b and alpha: train nDCG@10 %.4f (stage 1 %.4f)", o,
                     objective(&c, NULL, NULL));
             if (o > best_obj) {
                 best_obj = o;
@@ -369,10 +505,24 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
                 best_b = b;
                 best_a = a;
                 memcpy(best_w, w, sizeof w);
+                cache_free(&best_c);
+                best_c = c;
+                memset(&c, 0, sizeof c);
             }
         }
         cache_free(&c);
     }
+    /* stage 3 of learning: trees on top of the linear model, kept only
+    ** when cross-validation on the training queries says they help */
+    rerank_trees *trees = NULL;
+    if (!rc && pp->trees) {
+        say(pp, "trees: 5-fold cross-validation on the training queries");
+        rc = learn_trees(&best_c, best_w, pp, &trees, &out->cv_linear, &out->cv_trees,
+                         &out->ntrees);
+    } else {
+        out->cv_linear = out->cv_trees = NAN;
+    }
+    cache_free(&best_c);
     if (rc) return rc;
     out->k1 = best_k1 >= 0 ? best_k1 : sets[0].db->set.k1;
     out->b = best_b >= 0 ? best_b : sets[0].db->set.b;
@@ -391,8 +541,10 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
     ** tuned at the learned ones */
     size_t nq = 0;
     FILE *dump = NULL;
-    if (pp->features_out && !(dump = fopen(pp->features_out, "w")))
+    if (pp->features_out && !(dump = fopen(pp->features_out, "w"))) {
+        trees_free(trees);
         return err_set(PLUMB_IO, "%s: %s", pp->features_out, strerror(errno));
+    }
     for (int split = 0; split < 2 && !rc; split++) {
         plumb_tune_figures *fig = split ? &out->heldout : &out->train;
         plumb_tune_figures *per = split ? out->set_heldout : out->set_train;
@@ -404,15 +556,15 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
         }
         say(pp, "measuring the %s split", split ? "held-out" : "training");
         plumb_tune_figures tmp[PLUMB_TUNE_MAX_SETS];
-        rc = measure(sets, nsets, split, -1, -1, -1, n, rerank_default_weights, &fig->stage1,
-                     &fig->shipped, tmp, &fig->queries, NULL);
+        rc = measure(sets, nsets, split, -1, -1, -1, n, rerank_default_weights, NULL,
+                     &fig->stage1, &fig->shipped, tmp, &fig->queries, NULL);
         for (int s = 0; s < nsets && !rc; s++) {
             per[s].queries = tmp[s].queries;
             per[s].stage1 = tmp[s].stage1;
             per[s].shipped = tmp[s].tuned;
         }
-        if (!rc) rc = measure(sets, nsets, split, out->k1, out->b, best_a, n, best_w, NULL,
-                              &fig->tuned, tmp, &nq, dump);
+        if (!rc) rc = measure(sets, nsets, split, out->k1, out->b, best_a, n, best_w, trees,
+                              NULL, &fig->tuned, tmp, &nq, dump);
         for (int s = 0; s < nsets && !rc; s++) per[s].tuned = tmp[s].tuned;
     }
     if (dump) {
@@ -426,13 +578,19 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
         snprintf(v2, sizeof v2, "%.6g", out->b);
         snprintf(v3, sizeof v3, "%d", n);
         snprintf(v4, sizeof v4, "%.6g", out->alpha);
-        const char *keys[6] = {"bm25_k1", "bm25_b", "rerank", "rerank_kind", "rerank_weights",
-                               "alpha"};
-        const char *vals[6] = {v1, v2, v3, "features", out->weights_text, v4};
-        int nk = isnan(out->alpha) ? 5 : 6;
+        buf tt = {0};
+        trees_format(trees, &tt);
+        buf_putc(&tt, 0);
+        if (tt.oom) rc = err_set(PLUMB_NOMEM, "tune");
+        const char *keys[7] = {"bm25_k1", "bm25_b", "rerank", "rerank_kind", "rerank_weights",
+                               "rerank_trees", "alpha"};
+        const char *vals[7] = {v1, v2, v3, "features", out->weights_text, tt.p, v4};
+        int nk = isnan(out->alpha) ? 6 : 7;
         for (int s = 0; s < nsets && !rc; s++) rc = store_put_settings(sets[s].db, keys, vals, nk);
         if (!rc) out->stored = 1;
+        buf_free(&tt);
     }
+    trees_free(trees);
     out->elapsed_s = now_s() - t0;
     return rc;
 }

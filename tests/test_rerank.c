@@ -102,13 +102,13 @@ static void test_combination(void) {
     w[RERANK_DENSE] = 0.8;
     w[RERANK_COVER] = 0.5;
     /* scores: c0 0 + 0.8 + 0.5 = 1.3; c1 0.5; c2 1 + 0 + 0.25 = 1.25 */
-    rerank_score(c, 3, w);
+    rerank_score(c, 3, w, NULL);
     CHECK(c[0].rowid == 100 && c[1].rowid == 102 && c[2].rowid == 101);
     CHECK_NEAR(c[0].score, 1.3, 1e-12);
     CHECK_NEAR(c[1].score, 1.25, 1e-12);
     /* ties keep stage-1 order */
     memset(w, 0, sizeof w);
-    rerank_score(c, 3, w);
+    rerank_score(c, 3, w, NULL);
     CHECK(c[0].order == 0 && c[1].order == 1 && c[2].order == 2);
 
     /* weights text */
@@ -155,6 +155,128 @@ static void test_tune_synthetic(void) {
     CHECK(w[RERANK_BM25] > 0);
     if (w[RERANK_BM25] > 0)
         CHECK(w[RERANK_DENSE] / w[RERANK_BM25] > 1.4 && w[RERANK_DENSE] / w[RERANK_BM25] < 2.8);
+}
+
+/* Trees (trees.c): the text form by hand, round trips, refusals. */
+static void test_trees_text(void) {
+    /* tree 1: f2 <= 0.5 ? 1 : -1; tree 2: f0 <= 0.25 ? 0.5 : (f3 <= 0.1 ? 2 : 3) */
+    const char *text = "2:0.5,=1,=-1 0:0.25,=0.5,3:0.10000000000000001,=2,=3";
+    rerank_trees *t = NULL;
+    CHECK(trees_parse(text, &t) == 0);
+    if (!t) return;
+    CHECK(t->ntrees == 2 && t->nnodes == 8);
+    double f[RERANK_NFEAT] = {0};
+    f[0] = 0.3, f[2] = 0.7, f[3] = 0.05; /* -1 + 2 */
+    CHECK_NEAR(trees_predict(t, f), 1.0, 1e-15);
+    f[2] = 0.5, f[3] = 0.2; /* on the threshold goes left: 1 + 3 */
+    CHECK_NEAR(trees_predict(t, f), 4.0, 1e-15);
+    f[0] = 0.25; /* 1 + 0.5 */
+    CHECK_NEAR(trees_predict(t, f), 1.5, 1e-15);
+    buf b = {0};
+    trees_format(t, &b);
+    buf_putc(&b, 0);
+    CHECK_STR(b.p, text);
+    buf_free(&b);
+    trees_free(t);
+    CHECK(trees_parse("", &t) == 0 && t == NULL);
+    CHECK(trees_predict(NULL, f) == 0);
+    const char *bad[] = {"2:0.5,=1", "13:0.5,=1,=2", "-1:0.5,=1,=2", "=nan", "=1,", "2:x,=1,=2",
+                         "=1  =2", "2:0.5,=1,=2,=3", "=inf"};
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        t = (rerank_trees *)1;
+        CHECK(trees_parse(bad[i], &t) == -1);
+        CHECK(t == NULL);
+        if (t != NULL && t != (rerank_trees *)1) trees_free(t);
+    }
+}
+
+static double ndcg10_of(const double *score, const int *rel, size_t n, double idcg) {
+    /* the order by score, best first, ties by position (selection of 10) */
+    int used[64] = {0};
+    double dcg = 0;
+    for (int r = 0; r < 10 && r < (int)n; r++) {
+        int b = -1;
+        for (size_t i = 0; i < n; i++)
+            if (!used[i] && (b < 0 || score[i] > score[b])) b = (int)i;
+        used[b] = 1;
+        dcg += rel[b] / log2(r + 2.0);
+    }
+    return dcg / idcg;
+}
+
+/* Relevance no linear model can express: relevant when exactly one of
+** two features is above 0.5 (XOR). The linear ascent stays low, the
+** trees learned on 150 queries must rank 50 new ones far better, and a
+** stored-and-parsed model scores exactly as the learned one. */
+static void test_trees_fit(void) {
+    enum { NQ = 200, NT = 150, PER = 24 };
+    static double feat[NQ * PER * RERANK_NFEAT], F[NQ * PER];
+    static int rel[NQ * PER];
+    size_t qoff[NQ], qn[NQ];
+    double idcg[NQ];
+    uint64_t s = 777;
+    for (size_t q = 0; q < NQ; q++) {
+        qoff[q] = q * PER;
+        qn[q] = PER;
+        int nrel = 0;
+        for (size_t i = q * PER; i < (q + 1) * PER; i++) {
+            double *f = feat + i * RERANK_NFEAT;
+            for (int k = 0; k < RERANK_NFEAT; k++) {
+                s = s * 6364136223846793005ULL + 1442695040888963407ULL;
+                f[k] = (double)(s >> 11) / 9007199254740992.0;
+            }
+            rel[i] = (f[RERANK_BM25] > 0.5) != (f[RERANK_DENSE] > 0.5);
+            nrel += rel[i];
+        }
+        idcg[q] = 0;
+        for (int r = 0; r < nrel && r < 10; r++) idcg[q] += 1 / log2(r + 2.0);
+    }
+    /* linear: the best coordinate ascent can do on the training queries */
+    double w[RERANK_NFEAT];
+    memcpy(w, rerank_default_weights, sizeof w);
+    double lin_train = tune_fit(feat, rel, NULL, NT, PER, w, 20, NULL);
+    for (size_t i = 0; i < NQ * PER; i++) F[i] = rerank_dot(w, feat + i * RERANK_NFEAT);
+    trees_data d = {feat, rel, NT * PER, qoff, qn, idcg, NT};
+    trees_cfg cfg = {100, 8, 20, 0.1};
+    rerank_trees *t = trees_fit(&d, F, &cfg);
+    CHECK(t != NULL);
+    if (!t) return;
+    CHECK(t->ntrees == 100);
+    /* held-out queries: linear against linear + trees */
+    double lin = 0, tr = 0;
+    double sl[PER], st[PER];
+    for (size_t q = NT; q < NQ; q++) {
+        for (size_t i = 0; i < PER; i++) {
+            const double *f = feat + (q * PER + i) * RERANK_NFEAT;
+            sl[i] = rerank_dot(w, f);
+            st[i] = sl[i] + trees_predict(t, f);
+        }
+        lin += ndcg10_of(sl, rel + q * PER, PER, idcg[q]);
+        tr += ndcg10_of(st, rel + q * PER, PER, idcg[q]);
+    }
+    lin /= NQ - NT;
+    tr /= NQ - NT;
+    fprintf(stderr, "xor: linear train %.4f, held out linear %.4f, trees %.4f\n", lin_train, lin,
+            tr);
+    CHECK(lin < 0.75);
+    CHECK(tr > 0.9);
+    CHECK(tr > lin + 0.2);
+    /* the text form scores bit for bit as the learned model */
+    buf b = {0};
+    trees_format(t, &b);
+    buf_putc(&b, 0);
+    rerank_trees *u = NULL;
+    CHECK(!b.oom && trees_parse(b.p, &u) == 0 && u);
+    for (size_t i = 0; u && i < NQ * PER; i += 7) {
+        const double *f = feat + i * RERANK_NFEAT;
+        if (trees_predict(t, f) != trees_predict(u, f)) {
+            CHECK(!"a parsed model scores differently");
+            break;
+        }
+    }
+    buf_free(&b);
+    trees_free(u);
+    trees_free(t);
 }
 
 /* The search hook: reranked hits carry score_rerank, scores descend, and
@@ -295,6 +417,8 @@ int main(void) {
     test_features();
     test_combination();
     test_tune_synthetic();
+    test_trees_text();
+    test_trees_fit();
     test_search();
     test_forward_paths();
     return CHECK_DONE();

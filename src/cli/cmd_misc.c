@@ -75,7 +75,7 @@ static void stats_json(const char *path, const plumb_stats *st) {
     cli_json_str(stdout, st->rerank_url[0] ? st->rerank_url : NULL);
     printf(",\"model\":");
     cli_json_str(stdout, st->rerank_model[0] ? st->rerank_model : NULL);
-    printf(",\"timeout_ms\":%d}", st->rerank_timeout_ms);
+    printf(",\"timeout_ms\":%d,\"trees\":%d}", st->rerank_timeout_ms, st->rerank_trees);
     printf(",\"vectors\":{\"embedder\":");
     cli_json_str(stdout, st->embedder);
     printf(",\"model\":");
@@ -125,6 +125,9 @@ static void stats_human(const char *path, const plumb_stats *st) {
         printf("reranker        ");
         cli_put_clean(stdout, st->rerank_kind, 0);
         printf(", top %d", st->rerank);
+        if (!strcmp(st->rerank_kind, "features"))
+            printf(st->rerank_trees ? ", linear + %d trees (plumb tune)" : ", linear",
+                   st->rerank_trees);
         if (!strcmp(st->rerank_kind, "http")) {
             printf(": ");
             cli_put_clean(stdout, st->rerank_url[0] ? st->rerank_url
