@@ -1201,10 +1201,12 @@ typedef struct plumb_tune_params {
                      query (also one without candidates), features normalised as
                      the reranker sees them, numbered in the order of
                      weight_names (for learners outside plumb) */
-    int trees;    /* 1: also learn a small ensemble of regression trees
-                     (LambdaMART) added to the linear score, kept only when
-                     5-fold cross-validation on the training queries says
-                     it beats the linear model (default 1) */
+    int trees;    /* 1: also try a small ensemble of regression trees
+                     (LambdaMART) added to the linear score (default 1); 0:
+                     linear models only. The model kept -- the shipped
+                     weights, learned weights, or learned weights + trees --
+                     is the best by 5-fold cross-validation on the training
+                     queries */
 } plumb_tune_params;
 
 PLUMB_API void plumb_tune_params_init(plumb_tune_params *p);
@@ -1236,9 +1238,14 @@ typedef struct plumb_tune_result {
                                      searched (no grid, or an index without
                                      vectors) */
     int ntrees;                   /* trees kept (0: the linear model alone) */
-    double cv_linear, cv_trees;   /* cross-validated training nDCG@10 of the
-                                     linear model and of the trees kept (NAN
-                                     when not measured / none kept) */
+    /* 5-fold cross-validated nDCG@10 on the training queries (each fold
+    ** scored by a model learned on the other four): the shipped weights,
+    ** the learned weights, and the learned weights + the trees kept (NAN
+    ** when none were) */
+    double cv_shipped, cv_linear, cv_trees;
+    const char *model;            /* what was kept: "shipped" (learning did
+                                     not beat the shipped weights), "linear"
+                                     or "trees" (static text) */
 } plumb_tune_result;
 
 /* Learn (see TUNING above). 1 <= nsets <= PLUMB_TUNE_MAX_SETS; every set

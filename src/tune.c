@@ -1,29 +1,39 @@
 /*
-** tune.c -- plumb_tune: learning BM25's k1 and b and the feature
-** reranker's weights from training judgments.
+** tune.c -- plumb_tune: learning BM25's k1 and b, the fusion weight and
+** the feature reranker (weights, and trees on top) from training
+** judgments.
 **
 ** HOW IT WORKS
-**   Cache. For each (k1, b) tried, every training query is searched once
-**   (search.c with a sink instead of stage 2): the normalised features of
-**   its top N candidates, each candidate's judgment and a key for its
-**   document (candidates of one document share it: MaxP) are kept.
-**   Scoring a weight vector is then a pass over the cache: per query,
-**   sort N dot products and sum the gains of the first 10 documents.
+**   Cache. For each grid point (k1, b, and alpha when every index has
+**   vectors) every training query is searched once (search.c with a sink
+**   instead of stage 2): the normalised features of its top N candidates,
+**   each candidate's judgment and a key for its document (candidates of
+**   one document share it: MaxP) are kept. Scoring a model is then a pass
+**   over the cache: per query, sort N scores and sum the gains of the
+**   first 10 documents.
 **
-**   Coordinate ascent (Metzler and Croft, 2007). Each weight in turn is
-**   set to the best value of a line search over -2 .. 5 in steps of 0.05
-**   (a ranking does not change when all weights are scaled, so a bounded
-**   grid loses nothing but resolution), moving only on a strict
-**   improvement, until a
-**   pass changes nothing or `rounds` passes were made. Start: the shipped
-**   weights. For each point of the (k1, b) grid the ascent runs again; the
-**   best training objective wins.
+**   Grid. The point kept is the one where the SHIPPED reranker scores
+**   best on the training queries: nothing is fitted while choosing it, so
+**   the choice cannot reward a model that memorised the training set.
+**
+**   Models, at that point, chosen by 5-fold cross-validation over the
+**   training queries (choose_model): the shipped weights; the weights
+**   coordinate ascent learns from them (Metzler and Croft, 2007: each
+**   weight in turn set to the best value of a line search over -2 .. 5 in
+**   steps of 0.05, moving only on a strict improvement, until a pass
+**   changes nothing or `rounds` passes were made; a ranking does not
+**   change when all weights are scaled, so a bounded grid loses nothing
+**   but resolution); and those weights plus a LambdaMART tree ensemble
+**   (trees.c) of each configuration in tree_cfgs. Each candidate is
+**   learned on four folds and scored on the fifth; the best mean wins
+**   (ties: the simpler) and is learned again on every training query.
 **
 **   Held-out judgments go through the same cache code, searched only for
 **   the final figures: nothing learned ever sees them.
 **
 ** WORKLOAD: hundreds to thousands of training queries; one search per
-** query and grid point, then milliseconds per weight vector.
+** query and grid point, then six coordinate ascents and up to eleven tree
+** fits (seconds each) at the point kept.
 */
 #include "plumb_impl.h"
 
@@ -322,65 +332,92 @@ static const trees_cfg tree_cfgs[] = {{100, 8, 50, 0.05}, {200, 16, 50, 0.05}};
 
 static int fold_of(size_t q) { return (int)(hash64(&q, sizeof q, 0x74726565) % NFOLD); }
 
-/* 5-fold cross-validation over the training queries of the linear model
-** (w, learned on all of them, so its figure is if anything flattering)
-** against each tree configuration learned on four folds and scored on
-** the fifth; the best configuration, if it beats the linear figure, is
-** then learned on every training query into *out. */
-static plumb_status learn_trees(const tcache *c, const double *w, const plumb_tune_params *pp,
-                                rerank_trees **out, double *cv_lin, double *cv_best, int *ntrees) {
+/* The model tune keeps, chosen by 5-fold cross-validation over the
+** training queries: each candidate model is learned on four folds and
+** scored on the fifth. Candidates: the shipped weights (nothing learned),
+** the weights coordinate ascent learns from them, and those plus each
+** tree configuration. The winner is then learned on every training query:
+** w (in: the shipped weights; out: the chosen weights) and *out (the
+** trees, or NULL). Ties go to the simpler model. */
+static plumb_status choose_model(const tcache *c, double *w, const plumb_tune_params *pp,
+                                 rerank_trees **out, plumb_tune_result *res) {
     *out = NULL;
-    *ntrees = 0;
-    *cv_lin = *cv_best = NAN;
+    res->ntrees = 0;
     size_t *in = malloc((c->nq ? c->nq : 1) * sizeof *in);
     tq *held = malloc((c->nq ? c->nq : 1) * sizeof *held);
-    if (!in || !held) { free(in); free(held); return err_set(PLUMB_NOMEM, "tune: trees"); }
-    double lin = 0, cv[NCFG] = {0};
-    int folds = 0;
+    tq *fit = malloc((c->nq ? c->nq : 1) * sizeof *fit);
+    if (!in || !held || !fit) {
+        free(in);
+        free(held);
+        free(fit);
+        return err_set(PLUMB_NOMEM, "tune: cross-validation");
+    }
+    double ship = 0, lin = 0, cv[NCFG] = {0};
+    int folds = 0, ntry = pp->trees ? NCFG : 0;
     plumb_status rc = PLUMB_OK;
     for (int k = 0; k < NFOLD && !rc; k++) {
         size_t m = 0, nh = 0;
         for (size_t q = 0; q < c->nq; q++) {
             if (fold_of(q) == k) held[nh++] = c->q[q];
-            else in[m++] = q;
+            else { fit[m] = c->q[q]; in[m++] = q; }
         }
         if (!nh || !m) continue;
-        tcache view = *c; /* the same candidates, only the held-out fold's queries */
-        view.q = held;
-        view.nq = nh;
-        lin += objective(&view, w, NULL);
-        for (int g = 0; g < NCFG && !rc; g++) {
-            tsub s;
-            if (sub_build(c, in, m, w, &s)) { rc = err_set(PLUMB_NOMEM, "tune: trees"); break; }
-            rerank_trees *t = trees_fit(&s.d, s.F, &tree_cfgs[g]);
-            sub_free(&s);
+        tcache hv = *c, fv = *c; /* the same candidates, some of the queries */
+        hv.q = held;
+        hv.nq = nh;
+        fv.q = fit;
+        fv.nq = m;
+        double wk[NF];
+        memcpy(wk, w, sizeof wk);
+        ship += objective(&hv, wk, NULL);
+        ascend(&fv, wk, pp->rounds);
+        lin += objective(&hv, wk, NULL);
+        for (int g = 0; g < ntry && !rc; g++) {
+            tsub sb;
+            if (sub_build(c, in, m, wk, &sb)) { rc = err_set(PLUMB_NOMEM, "tune: trees"); break; }
+            rerank_trees *t = trees_fit(&sb.d, sb.F, &tree_cfgs[g]);
+            sub_free(&sb);
             if (!t) { rc = err_set(PLUMB_NOMEM, "tune: trees"); break; }
-            cv[g] += objective_t(&view, w, t, NULL);
+            cv[g] += objective_t(&hv, wk, t, NULL);
             trees_free(t);
         }
         folds++;
-        say(pp, "trees: fold %d of %d", k + 1, NFOLD);
+        say(pp, "cross-validation: fold %d of %d", k + 1, NFOLD);
     }
     free(held);
-    if (rc || !folds) { free(in); return rc; }
-    *cv_lin = lin / folds;
-    int best = -1;
-    for (int g = 0; g < NCFG; g++) {
-        cv[g] /= folds;
-        say(pp, "trees: %d trees of %d leaves: cross-validated nDCG@10 %.4f (linear %.4f)",
-            tree_cfgs[g].ntrees, tree_cfgs[g].leaves, cv[g], *cv_lin);
-        if (cv[g] > *cv_lin + 0.001 && (best < 0 || cv[g] > cv[best])) best = g;
+    free(fit);
+    if (rc || !folds) {
+        free(in);
+        if (!rc) rc = err_set(PLUMB_MISUSE, "plumb_tune: too few training queries to "
+                              "cross-validate");
+        return rc;
     }
+    res->cv_shipped = ship / folds;
+    res->cv_linear = lin / folds;
+    res->cv_trees = NAN;
+    say(pp, "cross-validated nDCG@10: shipped weights %.4f, learned weights %.4f",
+        res->cv_shipped, res->cv_linear);
+    int best = -1; /* -2: shipped, -1: linear, g: trees */
+    double bestv = res->cv_linear;
+    if (!(res->cv_linear > res->cv_shipped)) { best = -2; bestv = res->cv_shipped; }
+    for (int g = 0; g < ntry; g++) {
+        cv[g] /= folds;
+        say(pp, "cross-validated nDCG@10: learned weights + %d trees of %d leaves %.4f",
+            tree_cfgs[g].ntrees, tree_cfgs[g].leaves, cv[g]);
+        if (cv[g] > bestv) { best = g; bestv = cv[g]; }
+    }
+    res->model = best == -2 ? "shipped" : best == -1 ? "linear" : "trees";
+    if (best != -2) ascend(c, w, pp->rounds);
     if (best >= 0) {
-        *cv_best = cv[best];
+        res->cv_trees = cv[best];
         for (size_t q = 0; q < c->nq; q++) in[q] = q;
-        tsub s;
-        if (sub_build(c, in, c->nq, w, &s)) rc = err_set(PLUMB_NOMEM, "tune: trees");
+        tsub sb;
+        if (sub_build(c, in, c->nq, w, &sb)) rc = err_set(PLUMB_NOMEM, "tune: trees");
         else {
-            *out = trees_fit(&s.d, s.F, &tree_cfgs[best]);
-            sub_free(&s);
+            *out = trees_fit(&sb.d, sb.F, &tree_cfgs[best]);
+            sub_free(&sb);
             if (!*out) rc = err_set(PLUMB_NOMEM, "tune: trees");
-            else *ntrees = tree_cfgs[best].ntrees;
+            else res->ntrees = tree_cfgs[best].ntrees;
         }
     }
     free(in);
@@ -487,9 +524,9 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
         if (!rc && !c.nq) rc = err_set(PLUMB_MISUSE, "plumb_tune: no training query has a "
                                        "relevant judgment");
         if (!rc) {
-            double w[NF];
-            memcpy(w, rerank_default_weights, sizeof w);
-            double o = ascend(&c, w, pp->rounds);
+            /* the grid point is chosen by what the shipped model makes of
+            ** it: learning there, and its cross-validation, come after */
+            double o = objective(&c, rerank_default_weights, NULL);
             if (a >= 0)
                 say(pp, "k1 %.2f b %.2f alpha %.1f: train nDCG@10 %.4f (stage 1 %.4f)", k1, b, a,
                     o, objective(&c, NULL, NULL));
@@ -504,7 +541,6 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
                 best_k1 = k1;
                 best_b = b;
                 best_a = a;
-                memcpy(best_w, w, sizeof w);
                 cache_free(&best_c);
                 best_c = c;
                 memset(&c, 0, sizeof c);
@@ -512,16 +548,8 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
         }
         cache_free(&c);
     }
-    /* stage 3 of learning: trees on top of the linear model, kept only
-    ** when cross-validation on the training queries says they help */
     rerank_trees *trees = NULL;
-    if (!rc && pp->trees) {
-        say(pp, "trees: 5-fold cross-validation on the training queries");
-        rc = learn_trees(&best_c, best_w, pp, &trees, &out->cv_linear, &out->cv_trees,
-                         &out->ntrees);
-    } else {
-        out->cv_linear = out->cv_trees = NAN;
-    }
+    if (!rc) rc = choose_model(&best_c, best_w, pp, &trees, out);
     cache_free(&best_c);
     if (rc) return rc;
     out->k1 = best_k1 >= 0 ? best_k1 : sets[0].db->set.k1;

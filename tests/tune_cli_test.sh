@@ -112,12 +112,12 @@ run config --db s.db bm25_k1
 expect "learned k1 stored" "$k1" "$(python3 -c "print(float('$(tr -d '[:space:]' <"$T/out" | sed 's/.*=//')'))" 2>/dev/null)"
 
 # trees: kept only when cross-validation says so; what stats shows is what tune kept
-expect "trees count" True "$(cd "$T" && run tune --db s.db --data data --json >/dev/null; py 'isinstance(d["trees"], int) and d["trees"] >= 0 and d["cv_linear"] is not None')"
+expect "trees count" True "$(cd "$T" && run tune --db s.db --data data --json >/dev/null; py 'isinstance(d["trees"], int) and d["trees"] >= 0 and d["cv_linear"] is not None and d["cv_shipped"] is not None and (d["model"] == "trees") == (d["trees"] > 0)')"
 ntrees=$(py 'd["trees"]')
 run stats --db s.db --json
 expect "stats shows the trees kept" "$ntrees" "$(py 'd["rerank"]["trees"]')"
 run tune --db s.db --data data --json --no-trees
-expect "--no-trees" "0 None" "$(py 'd["trees"], d["cv_linear"]' | tr -d '(),')"
+expect "--no-trees" "0 None True" "$(py 'd["trees"], d["cv_trees"], d["model"] in ("shipped", "linear")' | tr -d "(),'")"
 run stats --db s.db --json
 expect "--no-trees clears stored trees" 0 "$(py 'd["rerank"]["trees"]')"
 
