@@ -13,7 +13,7 @@
 # middle of replacements. Prints "N passed, M failed".
 set -u
 plumb=${1:?usage: kill_test.sh PATH_TO_PLUMB [KILLS]}
-kills=${2:-50}
+kills=${PLUMB_KILL_TEST_KILLS:-${2:-50}} # the environment wins (run.sh --sanitize sets it)
 tmp=$(mktemp -d /tmp/plumb-kill.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 pass=0
