@@ -1160,10 +1160,14 @@ PLUMB_API plumb_status plumb_export_qrels(plumb_db *db, const char *qrels_path,
 ** still succeeds, in stage-1 order, with plumb_hits.rerank_fallback set.
 **
 ** TUNING. plumb_tune learns, for one or more indexes at once, BM25's k1
-** and b (a small grid, when asked) and the reranker's weights by
-** coordinate ascent on the mean nDCG@10 of the TRAINING judgments: the
-** features of each training query's top N are computed once per (k1, b)
-** and the weights are searched on them. Held-out judgments, when given,
+** and b and the fusion weight alpha (a small grid, when asked; the point
+** kept is where the shipped reranker does best on the TRAINING
+** judgments), then chooses by 5-fold cross-validation over the training
+** queries between the shipped weights, the weights coordinate ascent
+** learns on mean nDCG@10, and those plus a small LambdaMART ensemble of
+** regression trees (settings "rerank_trees", added to the linear score):
+** the features of each training query's top N are computed once per
+** grid point and the models are learned on them. Held-out judgments, when given,
 ** are only measured, never learned from. With several sets, the
 ** objective is the mean over sets of each set's mean nDCG@10, and the
 ** learned values are common to all. Chunks count as their documents

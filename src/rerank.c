@@ -57,10 +57,12 @@
 **   they are min-max normalised over the N candidates (all equal: 0).
 **   The others are in [0, 1] already.
 **
-**   Model. score = sum of w[i] * feature[i]. The shipped weights
-**   (rerank_default_weights) and how they were learned are documented
-**   where they are defined; `plumb tune` learns weights for an index and
-**   stores them in its settings ("rerank_weights").
+**   Model. score = sum of w[i] * feature[i], plus the output of the
+**   index's regression trees when plumb tune kept some (trees.c;
+**   settings "rerank_trees"). The shipped weights (rerank_default_weights)
+**   and how they were learned are documented where they are defined;
+**   `plumb tune` learns weights for an index and stores them in its
+**   settings ("rerank_weights").
 **
 ** WORKLOAD
 **   N of 10 to 100 candidates of a few hundred terms each: one pass over
