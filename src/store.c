@@ -189,6 +189,7 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
             char *dst = url ? s->rerank_url : s->rerank_model;
             size_t cap = url ? sizeof s->rerank_url : sizeof s->rerank_model;
             if (v && strlen(v) >= cap) { /* plumb_config_set refuses these */
+                trees_free(trees);
                 sqlite3_finalize(st);
                 return err_set(PLUMB_CORRUPT, "%s: settings: %s is longer than %zu bytes",
                                db->path, url ? "rerank_url" : "rerank_model", cap - 1);
@@ -201,18 +202,24 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
             trees_free(trees);
             int bad = trees_parse(v, &trees);
             if (bad) {
+                /* the message first: v lives in st until it is finalized */
+                plumb_status e = bad == -2
+                    ? err_set(PLUMB_NOMEM, "%s: settings: rerank_trees", db->path)
+                    : err_set(PLUMB_CORRUPT, "%s: settings: malformed rerank_trees '%.60s...'",
+                              db->path, v ? v : "");
                 sqlite3_finalize(st);
-                return bad == -2 ? err_set(PLUMB_NOMEM, "%s: settings: rerank_trees", db->path)
-                                 : err_set(PLUMB_CORRUPT, "%s: settings: malformed rerank_trees "
-                                           "'%.60s...'", db->path, v ? v : "");
+                return e;
             }
         } else if (!strcmp(k, "rerank_weights")) {
             const char *v = (const char *)sqlite3_column_text(st, 1);
             if (rerank_weights_parse(v, s->rerank_w)) {
+                /* the message first: v lives in st until it is finalized */
+                plumb_status e = err_set(PLUMB_CORRUPT,
+                                         "%s: settings: malformed rerank_weights '%.200s'",
+                                         db->path, v ? v : "");
                 trees_free(trees);
                 sqlite3_finalize(st);
-                return err_set(PLUMB_CORRUPT, "%s: settings: malformed rerank_weights '%.200s'",
-                               db->path, v ? v : "");
+                return e;
             }
         }
     }

@@ -373,6 +373,41 @@ static void test_search(void) {
     }
 }
 
+/* Settings refused at open: the message quotes the stored value (read
+** before the statement holding it is finalized: ASan saw the freed text),
+** and trees parsed from an earlier row are freed (LeakSanitizer). */
+static void test_settings_refused(void) {
+    char path[256], f[300];
+    snprintf(path, sizeof path, "/tmp/plumb-test-rerank-set-%d.db", (int)getpid());
+    char url[700];
+    memset(url, 'x', sizeof url - 1);
+    url[sizeof url - 1] = 0;
+    const char *cases[3][3] = {
+        {"rerank_trees", "4:0.5,=0", "4:0.5,=0"},
+        {"rerank_weights", "bogus=1", "bogus=1"},
+        {"rerank_url", url, "rerank_url"}, /* after rerank_trees in key order */
+    };
+    for (int c = 0; c < 3; c++) {
+        plumb_db *db = NULL;
+        CHECK_OK(plumb_open(path, NULL, &db));
+        if (!db) return;
+        /* good trees beside the bad value (case 0: the bad trees alone) */
+        const char *key[2] = {"rerank_trees", cases[c][0]}, *val[2] = {"=1", cases[c][1]};
+        if (c == 0) val[0] = cases[0][1];
+        CHECK_OK(store_put_settings(db, key, val, c == 0 ? 1 : 2));
+        plumb_close(db);
+        db = NULL;
+        CHECK_RC(plumb_open(path, NULL, &db), PLUMB_CORRUPT);
+        CHECK(strstr(plumb_errmsg(), cases[c][2]) != NULL);
+        plumb_close(db);
+        const char *sfx[] = {"", "-wal", "-shm", ".bm25"};
+        for (int i = 0; i < 4; i++) {
+            snprintf(f, sizeof f, "%s%s", path, sfx[i]);
+            unlink(f);
+        }
+    }
+}
+
 /* Every query's reranked hits as "chunk:score_rerank " with the score's
 ** exact bits (%a), and whether any hit was reranked. */
 static int rerank_run(plumb_db *db, char *out, size_t n) {
@@ -463,6 +498,7 @@ int main(void) {
     test_trees_text();
     test_trees_fit();
     test_search();
+    test_settings_refused();
     test_forward_paths();
     return CHECK_DONE();
 }
