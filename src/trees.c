@@ -91,6 +91,14 @@ static int add_root(rerank_trees *t) {
     return 0;
 }
 
+/* A number as trees_format prints it starts with a digit, after an
+** optional '-': strtod and strtol would also skip leading white space
+** and take a '+', "inf" or "nan", none of which the exact form has. */
+static int num_start(const char *p) {
+    if (*p == '-') p++;
+    return *p >= '0' && *p <= '9';
+}
+
 /* One tree in preorder from *s; fills the right-child links. */
 static int parse_node(rerank_trees *t, const char **s, int depth) {
     if (depth > 64 || grow(t, t->nnodes + 1)) return -1;
@@ -98,20 +106,25 @@ static int parse_node(rerank_trees *t, const char **s, int depth) {
     const char *p = *s;
     char *end;
     errno = 0;
+    /* strtod's ERANGE is not checked: an overflow is caught by isfinite,
+    ** and an underflow to a subnormal is what %.17g printed, exactly */
     if (*p == '=') {
+        if (!num_start(p + 1)) return -1;
         double v = strtod(p + 1, &end);
-        if (end == p + 1 || errno || !isfinite(v)) return -1;
+        if (end == p + 1 || !isfinite(v)) return -1;
         t->feat[at] = -1;
         t->val[at] = v;
         t->right[at] = -1;
         *s = end;
         return 0;
     }
+    if (*p < '0' || *p > '9') return -1;
     long f = strtol(p, &end, 10);
-    if (end == p || f < 0 || f >= NF || *end != ':') return -1;
+    if (end == p || errno || f >= NF || *end != ':') return -1;
     p = end + 1;
+    if (!num_start(p)) return -1;
     double thr = strtod(p, &end);
-    if (end == p || errno || !isfinite(thr)) return -1;
+    if (end == p || !isfinite(thr)) return -1;
     t->feat[at] = (int16_t)f;
     t->val[at] = thr;
     *s = end;
@@ -131,7 +144,7 @@ int trees_parse(const char *s, rerank_trees **out) {
     if (!t) return -2;
     while (*s) {
         if (add_root(t) || parse_node(t, &s, 0)) { trees_free(t); return -1; }
-        if (*s == ' ') s++;
+        if (*s == ' ' && s[1]) s++; /* one space between trees, none at the end */
         else if (*s) { trees_free(t); return -1; }
     }
     *out = t;

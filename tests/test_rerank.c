@@ -181,12 +181,30 @@ static void test_trees_text(void) {
     CHECK(trees_parse("", &t) == 0 && t == NULL);
     CHECK(trees_predict(NULL, f) == 0);
     const char *bad[] = {"2:0.5,=1", "13:0.5,=1,=2", "-1:0.5,=1,=2", "=nan", "=1,", "2:x,=1,=2",
-                         "=1  =2", "2:0.5,=1,=2,=3", "=inf"};
+                         "=1  =2", "2:0.5,=1,=2,=3", "=inf",
+                         /* strtod/strtol would skip the space or take the sign */
+                         "2: 0.5,=1,=2", "= 1", "=1  2:0.5,=1,=2", " 2:0.5,=1,=2", "+2:0.5,=1,=2",
+                         "2:+0.5,=1,=2", "=+1", "=1 ", "=1\t", "=nan(1)", "2:inf,=1,=2"};
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
         t = (rerank_trees *)1;
         CHECK(trees_parse(bad[i], &t) == -1);
         CHECK(t == NULL);
         if (t != NULL && t != (rerank_trees *)1) trees_free(t);
+    }
+    /* a subnormal output or threshold (strtod sets ERANGE for them) is
+    ** what trees_format prints, and must read back bit for bit */
+    const char *tiny = "0:4.9406564584124654e-324,=-2.2250738585072009e-308,=9.9999999999999694e-311";
+    t = NULL;
+    CHECK(trees_parse(tiny, &t) == 0 && t);
+    if (t) {
+        double z[RERANK_NFEAT] = {0};
+        CHECK(trees_predict(t, z) == -2.2250738585072009e-308);
+        buf tb = {0};
+        trees_format(t, &tb);
+        buf_putc(&tb, 0);
+        CHECK_STR(tb.p, tiny);
+        buf_free(&tb);
+        trees_free(t);
     }
 }
 
