@@ -1245,7 +1245,9 @@ typedef struct plumb_tune_result {
     /* 5-fold cross-validated nDCG@10 on the training queries (each fold
     ** scored by a model learned on the other four): the shipped weights,
     ** the learned weights, and the learned weights + the trees kept (NAN
-    ** when none were) */
+    ** when none were); all NAN when the training queries all fall into
+    ** one fold (one or a few queries): the learned weights are then kept
+    ** without comparison, and no trees */
     double cv_shipped, cv_linear, cv_trees;
     const char *model;            /* what was kept: "shipped" (learning did
                                      not beat the shipped weights), "linear"

@@ -386,11 +386,18 @@ static plumb_status choose_model(const tcache *c, double *w, const plumb_tune_pa
     }
     free(held);
     free(fit);
-    if (rc || !folds) {
+    if (rc) { free(in); return rc; }
+    if (!folds) {
+        /* every query fell into one fold (one query, or a few hashed
+        ** together): nothing can be held out, so nothing is compared; the
+        ** learned weights are kept, as before cross-validation, no trees */
         free(in);
-        if (!rc) rc = err_set(PLUMB_MISUSE, "plumb_tune: too few training queries to "
-                              "cross-validate");
-        return rc;
+        res->cv_shipped = res->cv_linear = res->cv_trees = NAN;
+        res->model = "linear";
+        say(pp, "cross-validation: %zu training queries in one fold; keeping the learned "
+            "weights, no trees", c->nq);
+        ascend(c, w, pp->rounds);
+        return PLUMB_OK;
     }
     res->cv_shipped = ship / folds;
     res->cv_linear = lin / folds;

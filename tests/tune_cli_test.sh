@@ -121,6 +121,14 @@ expect "--no-trees" "0 None True" "$(py 'd["trees"], d["cv_trees"], d["model"] i
 run stats --db s.db --json
 expect "--no-trees clears stored trees" 0 "$(py 'd["rerank"]["trees"]')"
 
+# one training query: nothing to cross-validate, the learned weights are kept (tune used to fail)
+head -1 data/qrels/train.tsv >data/qrels/one.tsv
+grep -m1 "^q0	" data/qrels/train.tsv >>data/qrels/one.tsv
+run tune --db n.db --queries data/queries.jsonl --qrels data/qrels/one.tsv --no-store --no-grid --json
+expect "tune on one training query" 0 "$rc"
+expect "one query: linear, not cross-validated" "linear None 0" \
+    "$(py 'd["model"], d["cv_linear"], d["trees"]' | tr -d "(),'")"
+
 # the feature dump
 python3 - "$T/f.letor" data/qrels/train.tsv data/qrels/test.tsv >"$T/letor.out" <<'EOF'
 import sys

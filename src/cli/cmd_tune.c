@@ -253,9 +253,13 @@ int cmd_tune(int argc, char **argv) {
         printf("  rerank N %d\nweights %s\n", r.rerank, r.weights_text);
         printf("model %s", r.model ? r.model : "?");
         if (r.ntrees) printf(" (%d trees)", r.ntrees);
-        printf(": 5-fold cross-validated training nDCG@10 shipped %.4f, learned weights %.4f",
-               r.cv_shipped, r.cv_linear);
-        if (!isnan(r.cv_trees)) printf(", + trees %.4f", r.cv_trees);
+        if (isnan(r.cv_linear)) {
+            printf(": not cross-validated (too few training queries)");
+        } else {
+            printf(": 5-fold cross-validated training nDCG@10 shipped %.4f, learned weights %.4f",
+                   r.cv_shipped, r.cv_linear);
+            if (!isnan(r.cv_trees)) printf(", + trees %.4f", r.cv_trees);
+        }
         printf("\n");
         printf("\nnDCG@10        %-8s %8s %8s %8s\n", "queries", "stage 1", "shipped", "tuned");
         for (int i = 0; i < ns; i++) {
