@@ -1190,9 +1190,11 @@ typedef struct plumb_tune_params {
                      alpha in {0.3, 0.5, 0.7} (default 1); 0: keep each
                      index's k1, b and alpha */
     int rounds;   /* coordinate ascent passes at most (default 8) */
-    int store;    /* 1: write bm25_k1, bm25_b, rerank and rerank_weights
-                     (and alpha when it was learned) into each index's
-                     settings, for handles opened after (default 0) */
+    int store;    /* 1: write bm25_k1, bm25_b, rerank, rerank_kind
+                     ("features"), rerank_weights and rerank_trees ("" when
+                     no trees were kept, which clears earlier ones), and
+                     alpha when it was learned, into each index's settings,
+                     for handles opened after (default 0) */
     void (*progress)(void *arg, const char *what); /* may be NULL */
     void *arg;
     const char *features_out; /* when not NULL: write the reranker's features

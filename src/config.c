@@ -59,7 +59,8 @@ static const key_def keys[] = {
     {{"rerank_kind", "features or http", "features",
       "stage 2's reranker: built-in features or an HTTP /rerank service"}, T_KIND, 0, 0, 0, 0},
     {{"rerank_weights", "name=value,... with names of the feature reranker", "",
-      "the feature reranker's weights (\"\": the shipped ones)"}, T_WEIGHTS, 0, 0, 0, 0},
+      "the feature reranker's weights (\"\": the shipped ones); setting them drops "
+      "the trees plumb tune learned"}, T_WEIGHTS, 0, 0, 0, 0},
     {{"rerank_url", "an http:// or https:// URL of at most 511 bytes", "",
       "http reranker: base URL (\"/rerank\" is appended)"}, T_URL, 0, 0, 511, 0},
     {{"rerank_model", "a name of at most 127 bytes", "", "http reranker: model name sent"},
@@ -229,7 +230,9 @@ plumb_status plumb_config_set(plumb_db *db, const char *key, const char *value) 
             return err_set(PLUMB_MISUSE, "%s = '%s': %s is 0 too; one field needs a weight above 0",
                            k->pub.name, value, other);
     }
-    const char *ks[1] = {k->pub.name};
-    const char *vs[1] = {store};
-    return store_put_settings(db, ks, vs, 1);
+    /* trees plumb tune learned sit on top of the weights they were
+    ** learned with: new weights drop them (plumb tune learns new ones) */
+    const char *ks[2] = {k->pub.name, "rerank_trees"};
+    const char *vs[2] = {store, NULL};
+    return store_put_settings(db, ks, vs, strcmp(k->pub.name, "rerank_weights") ? 1 : 2);
 }

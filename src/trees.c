@@ -23,7 +23,8 @@
 **   difference; the Hessian the same with rho (1 - rho). A tree is grown
 **   best-first on the gradients (split gain SL^2/nL + SR^2/nR - S^2/n,
 **   at least `minleaf` candidates a leaf, at most `leaves` leaves), its
-**   leaves set to the Newton step lr * sum(g) / sum(h), and the scores
+**   leaves set to the Newton step lr * sum(g) / sum(h) (0 when sum(h) <
+**   TREES_MIN_HESS: a leaf of pairs far out of order), and the scores
 **   moved by it. Split points are midpoints between distinct values,
 **   scanned from one presorted order per feature.
 **
@@ -39,6 +40,7 @@
 #include <string.h>
 
 enum { NF = RERANK_NFEAT };
+#define TREES_MIN_HESS 1e-3 /* as LightGBM's min_sum_hessian_in_leaf */
 
 void trees_free(rerank_trees *t) {
     if (!t) return;
@@ -210,6 +212,7 @@ static void best_split(const fitter *ft, int slot, open_leaf *L) {
                     L->gain = gain;
                     L->feat = f;
                     L->thr = prev + (v - prev) / 2;
+                    if (L->thr >= v) L->thr = prev; /* adjacent doubles: keep v right */
                 }
             }
             nl++;
@@ -220,7 +223,7 @@ static void best_split(const fitter *ft, int slot, open_leaf *L) {
 }
 
 /* Grow one tree on the gradients into t (appended); the rows' leaves
-** are left in ft->leaf_of, their outputs returned per slot in *outv. */
+** are left in ft->leaf_of and the scores F moved by the tree's outputs. */
 static int grow_tree(fitter *ft, rerank_trees *t, int leaves, double lr, double *F) {
     open_leaf *L = malloc((size_t)leaves * sizeof *L);
     if (!L || add_root(t)) { free(L); return -1; }
@@ -268,7 +271,10 @@ static int grow_tree(fitter *ft, rerank_trees *t, int leaves, double lr, double 
         best_split(ft, nl, &L[nl]);
         nl++;
     }
-    for (int i = 0; i < nl; i++) nv[L[i].node] = lr * L[i].sg / (L[i].sh + 1e-9);
+    /* Newton step; a leaf whose pairs are all far out of order has almost
+    ** no curvature, and its step would swamp the linear score: none */
+    for (int i = 0; i < nl; i++)
+        nv[L[i].node] = L[i].sh < TREES_MIN_HESS ? 0 : lr * L[i].sg / L[i].sh;
     for (size_t r = 0; r < ft->n; r++) F[r] += nv[L[ft->leaf_of[r]].node];
     /* preorder copy */
     if (grow(t, t->nnodes + nn)) goto oom;

@@ -375,6 +375,17 @@ static void test_search(void) {
     CHECK_OK(plumb_search(db, "quick brown fox", &p, &h));
     if (h && h->n) CHECK_STR(h->hit[0].doc_id, "d3");
     plumb_hits_free(h);
+    /* new weights drop trees learned on top of the old ones */
+    plumb_stats st;
+    CHECK_OK(plumb_stats_get(db, &st));
+    CHECK(st.rerank_trees == 1);
+    CHECK_OK(plumb_config_set(db, "rerank_weights", NULL));
+    plumb_close(db);
+    db = NULL;
+    CHECK_OK(plumb_open(path, NULL, &db));
+    if (!db) return;
+    CHECK_OK(plumb_stats_get(db, &st));
+    CHECK(st.rerank_trees == 0);
     /* a damaged model is refused at open, naming the key */
     val[0] = "4:0.5,=0";
     CHECK_OK(store_put_settings(db, key, val, 1));
