@@ -56,24 +56,28 @@ static const key_def keys[] = {
     {{"prf_weight", "a number from 0 to 100", "1", "weight of that move"}, T_NUM, 0, 100, 0, 0},
     {{"rerank", "an integer from 0 to 10000", "30", "stage 2: candidates reranked (0: off)"},
      T_INT, 0, 10000, 0, 0},
-    {{"rerank_kind", "features or http", "features",
-      "stage 2's reranker: built-in features or an HTTP /rerank service"}, T_KIND, 0, 0, 0, 0},
+    {{"rerank_kind", "features, http or llm", "features",
+      "stage 2's reranker: built-in features, an HTTP /rerank service, or llm: a chat "
+      "model (OpenAI-compatible, rerank_url + rerank_model) grading each of the top 5 "
+      "(at most 20 with plumb search --rerank N) 0-3, one call each"}, T_KIND, 0, 0, 0, 0},
     {{"rerank_weights", "name=value,... with names of the feature reranker", "",
       "the feature reranker's weights (\"\": the shipped ones); setting them drops "
       "the trees plumb tune learned"}, T_WEIGHTS, 0, 0, 0, 0},
     {{"rerank_url", "an http:// or https:// URL of at most 511 bytes", "",
-      "http reranker: base URL (\"/rerank\" is appended)"}, T_URL, 0, 0, 511, 0},
-    {{"rerank_model", "a name of at most 127 bytes", "", "http reranker: model name sent"},
+      "http and llm rerankers: base URL (\"/rerank\" or "
+      "\"/chat/completions\" is appended)"}, T_URL, 0, 0, 511, 0},
+    {{"rerank_model", "a name of at most 127 bytes", "", "http and llm rerankers: model name sent"},
      T_TEXT, 0, 0, 127, 0},
     {{"rerank_timeout_ms", "an integer from 1 to 600000", "10000",
-      "http reranker: time limit per attempt, ms"}, T_INT, 1, 600000, 0, 0},
+      "http and llm rerankers: time limit per attempt, ms"}, T_INT, 1, 600000, 0, 0},
 };
 #define NKEYS (sizeof keys / sizeof keys[0])
 
 static const char *const fusion_names[] = {"", "minmax", "zscore", "rrf"}; /* plumb_fusion */
 
 int config_rerank_kind_ok(const char *kind) {
-    return kind && (!strcmp(kind, "features") || !strcmp(kind, "http"));
+    return kind &&
+           (!strcmp(kind, "features") || !strcmp(kind, "http") || !strcmp(kind, "llm"));
 }
 
 const plumb_config_key *plumb_config_key_at(size_t i) {

@@ -926,12 +926,22 @@ typedef struct rerank_http_target {
     int timeout_ms;
 } rerank_http_target;
 
-/* The target of this search: parameter, else environment
-** ($PLUMB_RERANK_URL, _MODEL), else the index's setting; the key only
-** from $PLUMB_RERANK_API_KEY. PLUMB_MISUSE, naming every place looked
-** at, when there is no URL. */
+/* The target of this search for reranker `kind` ("http" or "llm"):
+** parameter, else environment ($PLUMB_RERANK_URL, _MODEL), else the
+** index's setting; the key only from $PLUMB_RERANK_API_KEY (kind "llm":
+** $PLUMB_LLM_API_KEY, else that). PLUMB_MISUSE, naming the kind and every
+** place looked at, when there is no URL. */
 plumb_status rerank_http_target_of(const idx_settings *set, const plumb_search_params *p,
-                                   rerank_http_target *t);
+                                   const char *kind, rerank_http_target *t);
+/* http.c's settings for calls to t: its URL, model, key and time limit
+** (per attempt; for streams also the longest silence), RERANK_HTTP_RETRIES. */
+void rerank_http_cfg(const rerank_http_target *t, http_cfg *c);
+/* The texts sent for chunks rowid[0..n), read through r: title, blank
+** line, text, cut to RERANK_HTTP_DOC_BYTES on a UTF-8 boundary. On
+** PLUMB_OK *out holds n malloc'd strings (rerank_http_docs_free); on
+** failure NULL. */
+plumb_status rerank_http_docs(reader *r, const int64_t *rowid, size_t n, char ***out);
+void rerank_http_docs_free(char **docs, size_t n);
 /* Scores for chunks rowid[0..n) against the query text: their titles and
 ** texts read through r (inside its read transaction), each cut to
 ** RERANK_HTTP_DOC_BYTES on a UTF-8 boundary, in one request. PLUMB_HTTP
@@ -939,7 +949,27 @@ plumb_status rerank_http_target_of(const idx_settings *set, const plumb_search_p
 plumb_status rerank_http_scores(reader *r, const rerank_http_target *t, const char *query,
                                 const int64_t *rowid, size_t n, double *scores);
 
-/* config.c: the reranker kinds, "features" and "http". */
+/* ======================================================================
+** rerank_llm.c -- stage 2 by a chat model as a pointwise judge (http.c)
+** ==================================================================== */
+
+#define RERANK_LLM_N 5        /* candidates judged when the search does not say */
+#define RERANK_LLM_MAX_N 20   /* ... and at most, whatever it says: one call each */
+#define RERANK_LLM_MAX_TOKENS 8
+
+/* The candidates judged: the search's rerank (p_rerank >= 0) capped at
+** RERANK_LLM_MAX_N, else the index's stored rerank capped at RERANK_LLM_N. */
+int rerank_llm_n(int p_rerank, int stored);
+/* Grades 0..3 (higher is better) for chunks rowid[0..n) against the
+** query, one chat call per candidate in order, stopping at the first
+** failure: PLUMB_HTTP / PLUMB_TIMEOUT when a call failed or its reply had
+** no grade (plumb_errmsg names the candidate, the URL and why). */
+plumb_status rerank_llm_grades(reader *r, const rerank_http_target *t, const char *query,
+                               const int64_t *rowid, size_t n, double *grades);
+/* The first integer in s[0..n) when it is 0..3, else -1. */
+int rerank_llm_parse(const char *s, size_t n);
+
+/* config.c: the reranker kinds, "features", "http" and "llm". */
 int config_rerank_kind_ok(const char *kind);
 
 /* ======================================================================

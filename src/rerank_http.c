@@ -7,7 +7,8 @@
 ** Where the service is: the search parameter, else $PLUMB_RERANK_URL /
 ** $PLUMB_RERANK_MODEL (the service moved, as $PLUMB_EMBED_URL for the
 ** embedder), else the index's settings rerank_url / rerank_model. The API
-** key comes only from $PLUMB_RERANK_API_KEY: it is never stored.
+** key comes only from $PLUMB_RERANK_API_KEY (for the "llm" kind,
+** rerank_llm.c, $PLUMB_LLM_API_KEY first): it is never stored.
 **
 ** What is sent: per candidate its document's title, a blank line and the
 ** chunk's text, cut to RERANK_HTTP_DOC_BYTES (2 KiB: about 512 tokens,
@@ -29,20 +30,22 @@ static const char *env_or(const char *name, const char *dflt) {
 }
 
 plumb_status rerank_http_target_of(const idx_settings *set, const plumb_search_params *p,
-                                   rerank_http_target *t) {
+                                   const char *kind, rerank_http_target *t) {
     memset(t, 0, sizeof *t);
     t->url = p->rerank_url && *p->rerank_url ? p->rerank_url
                                              : env_or("PLUMB_RERANK_URL", set->rerank_url);
     t->model = p->rerank_model ? p->rerank_model : env_or("PLUMB_RERANK_MODEL", set->rerank_model);
     t->api_key = getenv("PLUMB_RERANK_API_KEY");
+    if (!strcmp(kind, "llm")) t->api_key = env_or("PLUMB_LLM_API_KEY", t->api_key);
     t->timeout_ms = p->rerank_timeout_ms > 0     ? p->rerank_timeout_ms
                     : set->rerank_timeout_ms > 0 ? set->rerank_timeout_ms
                                                  : RERANK_HTTP_TIMEOUT_MS;
     if (!t->url || !*t->url)
-        return err_set(PLUMB_MISUSE, "reranker 'http' has no URL: set "
+        return err_set(PLUMB_MISUSE, "reranker '%s' has no URL: set "
                                      "plumb_search_params.rerank_url (plumb search --rerank-url), "
                                      "$PLUMB_RERANK_URL or the index's setting rerank_url "
-                                     "(plumb config rerank_url URL)");
+                                     "(plumb config rerank_url URL)",
+                       kind);
     return PLUMB_OK;
 }
 
@@ -54,9 +57,9 @@ static size_t utf8_cut(const char *s, size_t n, size_t cap) {
     return k;
 }
 
-plumb_status rerank_http_scores(reader *r, const rerank_http_target *t, const char *query,
-                                const int64_t *rowid, size_t n, double *scores) {
+plumb_status rerank_http_docs(reader *r, const int64_t *rowid, size_t n, char ***out) {
     plumb_status rc = PLUMB_OK;
+    *out = NULL;
     char **docs = calloc(n ? n : 1, sizeof *docs);
     if (!docs) return err_set(PLUMB_NOMEM, "rerank");
     sqlite3_stmt *st = r->st_hit; /* seq, text, doc_id, title, source, metadata */
@@ -91,18 +94,39 @@ plumb_status rerank_http_scores(reader *r, const rerank_http_target *t, const ch
         }
         sqlite3_reset(st);
     }
+    if (rc) {
+        rerank_http_docs_free(docs, n);
+        return rc;
+    }
+    *out = docs;
+    return PLUMB_OK;
+}
+
+void rerank_http_docs_free(char **docs, size_t n) {
+    for (size_t i = 0; docs && i < n; i++) free(docs[i]);
+    free(docs);
+}
+
+void rerank_http_cfg(const rerank_http_target *t, http_cfg *c) {
+    http_cfg_init(c);
+    c->base_url = t->url;
+    c->model = t->model;
+    c->api_key = t->api_key;
+    c->timeout_ms = t->timeout_ms;
+    c->idle_timeout_ms = t->timeout_ms; /* streams (the llm kind): silence counts too */
+    if (c->connect_timeout_ms > t->timeout_ms) c->connect_timeout_ms = t->timeout_ms;
+    c->max_retries = RERANK_HTTP_RETRIES;
+}
+
+plumb_status rerank_http_scores(reader *r, const rerank_http_target *t, const char *query,
+                                const int64_t *rowid, size_t n, double *scores) {
+    char **docs = NULL;
+    plumb_status rc = rerank_http_docs(r, rowid, n, &docs);
     if (!rc) {
         http_cfg c;
-        http_cfg_init(&c);
-        c.base_url = t->url;
-        c.model = t->model;
-        c.api_key = t->api_key;
-        c.timeout_ms = t->timeout_ms;
-        if (c.connect_timeout_ms > t->timeout_ms) c.connect_timeout_ms = t->timeout_ms;
-        c.max_retries = RERANK_HTTP_RETRIES;
+        rerank_http_cfg(t, &c);
         rc = http_rerank(&c, query, (const char *const *)docs, n, scores);
     }
-    for (size_t i = 0; i < n; i++) free(docs[i]);
-    free(docs);
+    rerank_http_docs_free(docs, n);
     return rc;
 }

@@ -16,7 +16,8 @@
 **   4. stage 2: the top N candidates (plumb_search_params.rerank, else the
 **      index's setting) rescored, then re-sorted: by the feature reranker
 **      (rerank.c) from the BM25 index's forward lists and the vector
-**      store, or by an HTTP /rerank service (rerank_http.c). When the
+**      store, by an HTTP /rerank service (rerank_http.c), or by a chat
+**      model grading each of the top few (rerank_llm.c). When the
 **      service fails the search keeps the stage-1 order and says so
 **      (plumb_hits.rerank_fallback);
 **   5. the hits' chunk and document fields, texts and snippets.
@@ -277,7 +278,8 @@ static plumb_status rerank_apply(const rerank_cand *c, ranked *rk, size_t nr, si
     return PLUMB_OK;
 }
 
-/* Stage 2 by an HTTP /rerank service. LOCKS: none of the in-memory
+/* Stage 2 by an HTTP /rerank service, or (llm) by a chat model's grades,
+** one call per candidate (rerank_llm.c). LOCKS: none of the in-memory
 ** indexes' read locks (bm25_sync/vec_sync) is held here -- stages()
 ** released them -- so writers and other searches' catch-up never wait
 ** for the network. What the reader holds across the call is its SQLite
@@ -287,14 +289,16 @@ static plumb_status rerank_apply(const rerank_cand *c, ranked *rk, size_t nr, si
 ** retries). Keeping it means the hits' fields come from the snapshot
 ** that ranked them. A service failure is not an error: the stage-1
 ** order stays and h says why. */
-static plumb_status rerank_http_stage(reader *r, const rerank_http_target *t, const char *query,
-                                      ranked *rk, size_t nr, size_t n, hits_impl *h) {
+static plumb_status rerank_http_stage(reader *r, const rerank_http_target *t, int llm,
+                                      const char *query, ranked *rk, size_t nr, size_t n,
+                                      hits_impl *h) {
     rerank_cand *c = malloc(n * sizeof *c);
     int64_t *ids = malloc(n * sizeof *ids);
     double *sc = malloc(n * sizeof *sc);
     plumb_status rc = c && ids && sc ? PLUMB_OK : err_set(PLUMB_NOMEM, "rerank");
     for (size_t i = 0; !rc && i < n; i++) ids[i] = rk[i].rowid;
-    if (!rc) rc = rerank_http_scores(r, t, query, ids, n, sc);
+    if (!rc) rc = llm ? rerank_llm_grades(r, t, query, ids, n, sc)
+                      : rerank_http_scores(r, t, query, ids, n, sc);
     if (rc == PLUMB_HTTP || rc == PLUMB_TIMEOUT) {
         h->pub.rerank_fallback = 1;
         snprintf(h->rerank_error, sizeof h->rerank_error, "%s", plumb_errmsg());
@@ -388,14 +392,16 @@ plumb_status search_run_ex(plumb_db *db, const char *query, const plumb_search_p
     plumb_status rc = PLUMB_OK;
     if (nrr > 0 && !config_rerank_kind_ok(kind)) {
         rc = p->reranker ? err_set(PLUMB_MISUSE, "plumb_search: unknown reranker '%s' "
-                                   "(features or http)", kind)
+                                   "(features, http or llm)", kind)
                          : err_set(PLUMB_MISUSE, "setting rerank_kind = '%s' is not a reranker "
-                                   "(features or http): plumb config rerank_kind features",
+                                   "(features, http or llm): plumb config rerank_kind features",
                                    kind);
         goto done;
     }
-    int http = nrr > 0 && !strcmp(kind, "http");
-    if (http && (rc = rerank_http_target_of(&db->set, p, &target))) goto done;
+    int llm = nrr > 0 && !strcmp(kind, "llm");
+    int http = llm || (nrr > 0 && !strcmp(kind, "http"));
+    if (llm) nrr = rerank_llm_n(p->rerank, db->set.rerank); /* one call per candidate */
+    if (http && (rc = rerank_http_target_of(&db->set, p, kind, &target))) goto done;
     rc = store_reader_get(db, &r);
     if (rc) goto done;
     rc = lex_query_parse(r->tok, query, &q);
@@ -440,9 +446,9 @@ plumb_status search_run_ex(plumb_db *db, const char *query, const plumb_search_p
         if (rc) goto done;
         size_t n2 = nrr > 0 && q.nterms > 0 ? (size_t)nrr < nr ? (size_t)nrr : nr : 0;
         if (!busy && n2 > 0) {
-            h->pub.rerank_kind = http ? "http" : "features";
+            h->pub.rerank_kind = llm ? "llm" : http ? "http" : "features";
             h->pub.rerank_n = (int)n2;
-            if (http) rc = rerank_http_stage(r, &target, query, rk, nr, n2, h);
+            if (http) rc = rerank_http_stage(r, &target, llm, query, rk, nr, n2, h);
             else rc = rerank_stage(db, r, &q, h->pub.generation, p, rk, nr, n2, &busy, sink);
             if (rc) goto done;
             if (busy) {

@@ -186,7 +186,7 @@ void cmd_eval_help(FILE *f) {
             "  --k-lex N, --k-dense N   candidates from each retriever (default 100)\n"
             "  --rerank N           candidates the rerank stage rescores (default: the\n"
             "                       index's, 30)\n"
-            "  --reranker features|http, --rerank-url URL, --rerank-model NAME,\n"
+            "  --reranker features|http|llm, --rerank-url URL, --rerank-model NAME,\n"
             "  --rerank-timeout S   the rerank stage's reranker, as for 'plumb search' (a\n"
             "                       query whose service call fails keeps its stage-1 order;\n"
             "                       they are counted: a '!' line under the table, and\n"

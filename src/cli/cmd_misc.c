@@ -128,7 +128,7 @@ static void stats_human(const char *path, const plumb_stats *st) {
         if (!strcmp(st->rerank_kind, "features"))
             printf(st->rerank_trees ? ", linear + %d trees (plumb tune)" : ", linear",
                    st->rerank_trees);
-        if (!strcmp(st->rerank_kind, "http")) {
+        if (!strcmp(st->rerank_kind, "http") || !strcmp(st->rerank_kind, "llm")) {
             printf(": ");
             cli_put_clean(stdout, st->rerank_url[0] ? st->rerank_url
                                                      : "(no URL stored: $PLUMB_RERANK_URL)", 0);

@@ -50,13 +50,16 @@ static const cli_opt opts[] = {
 };
 
 const char *cli_rerank_help_text(void) {
-    return "  --reranker KIND      stage 2: features (built in) or http, a /rerank\n"
-           "                       service (Cohere/Jina/TEI); default: stored in the index\n"
+    return "  --reranker KIND      stage 2: features (built in), http, a /rerank\n"
+           "                       service (Cohere/Jina/TEI), or llm, a chat model grading\n"
+           "                       each of the top 5 (--rerank N: up to 20) 0-3, one\n"
+           "                       call each; default: stored in the index\n"
            "                       ('plumb config rerank_kind'). When the service fails\n"
            "                       the hits keep the stage-1 order and a warning says so\n"
-           "  --rerank-url URL     http: base URL, /rerank appended (default\n"
-           "                       $PLUMB_RERANK_URL, else stored); the key comes from\n"
-           "                       $PLUMB_RERANK_API_KEY\n"
+           "  --rerank-url URL     http: base URL, /rerank appended (llm:\n"
+           "                       /chat/completions; default $PLUMB_RERANK_URL, else\n"
+           "                       stored); the key comes from $PLUMB_RERANK_API_KEY\n"
+           "                       (llm: $PLUMB_LLM_API_KEY, else that)\n"
            "  --rerank-model NAME  http: model (default $PLUMB_RERANK_MODEL, else stored)\n"
            "  --rerank-timeout S   http: seconds per attempt, 2 retries (default: stored, 10)\n";
 }
@@ -65,8 +68,8 @@ int cli_rerank_opt(const cli_parser *ps, int id, plumb_search_params *sp) {
     double s;
     switch (id) {
     case R_RERANKER:
-        if (strcmp(ps->val, "features") && strcmp(ps->val, "http"))
-            return cli_usage(ps->cmd, "%s: expected features or http, got '%s'", ps->name,
+        if (strcmp(ps->val, "features") && strcmp(ps->val, "http") && strcmp(ps->val, "llm"))
+            return cli_usage(ps->cmd, "%s: expected features, http or llm, got '%s'", ps->name,
                              ps->val);
         sp->reranker = ps->val;
         return 0;
