@@ -41,6 +41,10 @@ counters separate between test cases; every POST counts under the full name):
   no-done            chat: ends after finish_reason, without "data: [DONE]"
   hang-after-done    chat: keeps the connection silent for 3 s after [DONE]
   not-stream         chat: a plain JSON completion although stream was asked
+  judge              chat: a relevance grade for rerank_llm.c's message: "3" when
+                     the passage holds the query's first word, "1" when only its
+                     second, else "0"
+  judge-text         chat: "The passage seems relevant." (no grade)
   bad-dimension      embeddings of dim + 1 numbers
   mixed-dimension    the second embedding of a batch is one number shorter
   shuffled           embeddings in reverse order (with their indexes), after a
@@ -92,6 +96,16 @@ def embedding(text, dim):
         s += x * x
     norm = math.sqrt(s)
     return [x / norm for x in v] if norm > 0 else v
+
+
+def judge(user):
+    """The "judge" chat mode's grade for rerank_llm.c's user message
+    ("Query: Q\n\nPassage:\nP\n\nGrade (0-3):"): 3 when the passage
+    holds the query's first word, 1 when only its second, else 0."""
+    q = user.split("\n", 1)[0][len("Query: "):].lower().split()
+    p = user.split("Passage:\n", 1)[-1].rsplit("\n\nGrade", 1)[0].lower()
+    g = 3 if q and q[0] in p else 1 if len(q) > 1 and q[1] in p else 0
+    return "%d" % g
 
 
 def oai_error(message, etype="invalid_request_error", code=None):
@@ -251,6 +265,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_json(400, oai_error("no user message"))
             return
         text = "You said: " + users[-1]
+        if mode == "judge":
+            text = judge(users[-1])
+        elif mode == "judge-text":
+            text = "The passage seems relevant."
         pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
         finish = "stop"
         mt = req.get("max_tokens")

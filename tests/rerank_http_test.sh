@@ -34,7 +34,7 @@ done
 [ "$("$plumb" config --db "$db" rerank_kind)" = features ] || fail "default rerank_kind"
 msg=$("$plumb" config --db "$db" rerank_kind magic 2>&1); rc=$?
 [ $rc -eq 2 ] || fail "bad rerank_kind: exit $rc (want 2)"
-case "$msg" in *"rerank_kind = 'magic'"*"features or http"*) ;; *) fail "bad kind message: $msg";; esac
+case "$msg" in *"rerank_kind = 'magic'"*"features, http or llm"*) ;; *) fail "bad kind message: $msg";; esac
 msg=$("$plumb" config --db "$db" bm25_b 1.5 2>&1); rc=$?
 [ $rc -eq 2 ] || fail "bm25_b 1.5: exit $rc (want 2)"
 case "$msg" in *"bm25_b = '1.5'"*"0 to 1"*) ;; *) fail "bm25_b message: $msg";; esac
@@ -96,6 +96,28 @@ msg=$("$plumb" search --db "$db" --no-log --reranker http "$q" 2>&1); rc=$?
 case "$msg" in *"rerank_url"*) ;; *) fail "no-URL message: $msg";; esac
 msg=$("$plumb" search --db "$db" --no-log --reranker magic "$q" 2>&1); rc=$?
 [ $rc -eq 2 ] || fail "--reranker magic: exit $rc (want 2)"
+
+# 5b. the llm kind: a chat model grades the top few (judge mode), falls back
+# on a reply without a grade; and plumb config accepts the kind
+out=$("$plumb" search --db "$db" --no-log --json --reranker llm --rerank-url "$url" \
+  --rerank-model judge:cli "$q" 2>"$tmp/err") || fail "llm rerank search"
+echo "$out" | python3 -c '
+import json,sys
+d=json.load(sys.stdin); r=d["rerank"]
+assert r == {"kind":"llm","n":5,"fallback":False,"error":None}, r
+s=[x["scores"]["rerank"] for x in d["hits"][:5]]
+assert all(g in (0,1,3) for g in s) and s == sorted(s, reverse=True), s' \
+  || fail "llm rerank json: $out"
+out=$("$plumb" search --db "$db" --no-log --json --reranker llm --rerank-url "$url" \
+  --rerank-model judge-text:cli "$q" 2>"$tmp/err") || fail "llm fallback search"
+echo "$out" | python3 -c '
+import json,sys
+r=json.load(sys.stdin)["rerank"]
+assert r["kind"]=="llm" and r["fallback"] is True and "/v1/chat/completions" in r["error"], r' \
+  || fail "llm fallback json: $out"
+[ "$(echo "$out" | ids)" = "$base_ids" ] || fail "llm fallback should keep the stage-1 order"
+"$plumb" config --db "$db" rerank_kind llm 2>/dev/null || fail "config rerank_kind llm"
+[ "$("$plumb" config --db "$db" rerank_kind)" = llm ] || fail "rerank_kind llm read back"
 
 # 6. stored defaults: plumb config, shown by plumb stats, used by plumb search
 "$plumb" config --db "$db" rerank_kind http 2>/dev/null || fail "config rerank_kind http"

@@ -8,6 +8,7 @@
 #include "plumb_impl.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <math.h>
 #include <netinet/in.h>
 #include <pthread.h>
@@ -718,6 +719,137 @@ static void test_rerank_search(void) {
     unlink(side);
 }
 
+/* ---------------------------------------------------------------- */
+/* Stage 2 by a chat model: plumb_search with reranker "llm"          */
+/* ---------------------------------------------------------------- */
+
+/* The "judge" server's grade (http_server.py judge()): 3 when the
+** document as sent holds the query's first word, 1 when only its
+** second, else 0. The words are lower case here. */
+static double judge_ref(const char *w1, const char *w2, const char *doc_id) {
+    char t[512];
+    rr_doc(atoi(doc_id + 1), t, sizeof t);
+    for (char *c = t; *c; c++) *c = (char)tolower((unsigned char)*c);
+    return strstr(t, w1) ? 3 : strstr(t, w2) ? 1 : 0;
+}
+
+static void test_rerank_llm(void) {
+    char path[128], url[96];
+    snprintf(path, sizeof path, "/tmp/plumb-test-rrllm-%d.db", (int)getpid());
+    unlink(path);
+    unsetenv("PLUMB_RERANK_URL");
+    unsetenv("PLUMB_RERANK_MODEL");
+    /* the llm kind's own key wins over the rerank key (the server wants KEY) */
+    setenv("PLUMB_RERANK_API_KEY", "sk-wrong", 1);
+    setenv("PLUMB_LLM_API_KEY", KEY, 1);
+    plumb_db *db = NULL;
+    CHECK_OK(plumb_open(path, NULL, &db));
+    for (int i = 0; i < RR_NDOC; i++) {
+        char id[8];
+        snprintf(id, sizeof id, "d%d", i);
+        plumb_doc d = {.id = id, .title = rr_title[i], .text = rr_text[i]};
+        CHECK_OK(plumb_add(db, &d, NULL));
+    }
+    /* "orchards" is rare, so stage 1 puts d0 (no banana: grade 1) first */
+    const char *query = "banana orchards";
+    plumb_hits *s1 = rr_search(db, query, NULL, NULL, NULL, 0, 0, PLUMB_OK);
+    CHECK(s1 && s1->n > RR_N);
+    if (!s1 || s1->n <= RR_N) { plumb_hits_free(s1); plumb_close(db); return; }
+
+    /* (a) the top N by grade, ties in stage-1 order; the rest below them */
+    plumb_hits *h = rr_search(db, query, "llm", base, "judge:a", 0, RR_N, PLUMB_OK);
+    if (h && h->n == s1->n) {
+        CHECK_STR(h->rerank_kind, "llm");
+        CHECK(h->rerank_n == RR_N && h->rerank_fallback == 0 && h->rerank_error == NULL);
+        int want[RR_N];
+        double ws[RR_N];
+        for (int i = 0; i < RR_N; i++) {
+            want[i] = i;
+            ws[i] = judge_ref("banana", "orchards", s1->hit[i].doc_id);
+        }
+        for (int i = 1; i < RR_N; i++) /* insertion sort: stable, so ties keep stage 1 */
+            for (int j = i; j > 0 && ws[want[j]] > ws[want[j - 1]]; j--) {
+                int t = want[j]; want[j] = want[j - 1]; want[j - 1] = t;
+            }
+        int moved = 0;
+        for (int i = 0; i < RR_N; i++) {
+            CHECK_STR(h->hit[i].doc_id, s1->hit[want[i]].doc_id);
+            CHECK(h->hit[i].score_rerank == ws[want[i]]);
+            CHECK(h->hit[i].score == h->hit[i].score_rerank);
+            moved += want[i] != i;
+        }
+        CHECK(moved > 0); /* the data must make reranking visible */
+        for (size_t i = RR_N; i < h->n; i++) {
+            CHECK(h->hit[i].chunk_id == s1->hit[i].chunk_id);
+            CHECK(isnan(h->hit[i].score_rerank));
+            CHECK(h->hit[i].score < h->hit[i - 1].score);
+        }
+        CHECK(attempts("judge:a") == RR_N); /* one call per candidate */
+    } else {
+        CHECK(!"llm rerank: wrong hit count");
+    }
+    plumb_hits_free(h);
+
+    /* (b) N: the search's, at most 20; without one, the stored 30 capped at 5 */
+    h = rr_search(db, query, "llm", base, "judge:b", 0, 1000, PLUMB_OK);
+    CHECK(h && h->rerank_n == (int)(s1->n < 20 ? s1->n : 20) && !h->rerank_fallback);
+    plumb_hits_free(h);
+    h = rr_search(db, query, "llm", base, "judge:c", 0, -1, PLUMB_OK);
+    CHECK(h && h->rerank_n == 5 && attempts("judge:c") == 5);
+    plumb_hits_free(h);
+
+    /* (c) failures: stage-1 order, flagged, the candidate and URL named */
+    snprintf(url, sizeof url, "%s/chat/completions", base);
+    h = rr_search(db, query, "llm", base, "judge-text:c", 0, RR_N, PLUMB_OK);
+    CHECK(same_as_stage1(h, s1));
+    CHECK(h && h->rerank_fallback == 1 && h->rerank_n == RR_N && h->rerank_error);
+    if (h && h->rerank_error) {
+        CHECK(strstr(h->rerank_error, url) && strstr(h->rerank_error, "candidate 1 of 5") &&
+              strstr(h->rerank_error, "no grade"));
+        if (!strstr(h->rerank_error, "no grade")) fprintf(stderr, "  %s\n", h->rerank_error);
+    }
+    CHECK(attempts("judge-text:c") == 1); /* the first bad reply ends the stage */
+    plumb_hits_free(h);
+    h = rr_search(db, query, "llm", base, "fail-500-always:llm", 0, RR_N, PLUMB_OK);
+    CHECK(same_as_stage1(h, s1));
+    CHECK(h && h->rerank_fallback == 1 && h->rerank_error);
+    if (h && h->rerank_error)
+        CHECK(strstr(h->rerank_error, url) && strstr(h->rerank_error, "HTTP 500") &&
+              strstr(h->rerank_error, "candidate 1 of 5"));
+    CHECK(attempts("fail-500-always:llm") == 3); /* RERANK_HTTP_RETRIES after the first */
+    plumb_hits_free(h);
+    unsetenv("PLUMB_LLM_API_KEY"); /* now the wrong key: 401 */
+    h = rr_search(db, query, "llm", base, "judge:d", 0, RR_N, PLUMB_OK);
+    CHECK(same_as_stage1(h, s1) && h->rerank_fallback == 1);
+    CHECK(h && h->rerank_error && strstr(h->rerank_error, "HTTP 401"));
+    plumb_hits_free(h);
+
+    /* (d) misuse: no URL anywhere */
+    h = rr_search(db, query, "llm", NULL, NULL, 0, RR_N, PLUMB_MISUSE);
+    CHECK(h == NULL);
+    CHECK_MSG("'llm'");
+    CHECK_MSG("rerank_url");
+
+    /* (e) the stored kind, seen by a handle opened after */
+    CHECK_OK(plumb_config_set(db, "rerank_kind", "llm"));
+    CHECK_OK(plumb_config_set(db, "rerank_url", base));
+    CHECK_OK(plumb_config_set(db, "rerank_model", "judge:stored"));
+    plumb_close(db);
+    db = NULL;
+    CHECK_OK(plumb_open(path, NULL, &db));
+    setenv("PLUMB_RERANK_API_KEY", KEY, 1);
+    h = rr_search(db, query, NULL, NULL, NULL, 0, -1, PLUMB_OK);
+    CHECK(h && h->rerank_kind && !strcmp(h->rerank_kind, "llm") && h->rerank_n == 5 &&
+          !h->rerank_fallback && attempts("judge:stored") == 5);
+    plumb_hits_free(h);
+    plumb_hits_free(s1);
+    plumb_close(db);
+    unlink(path);
+    char side[160];
+    snprintf(side, sizeof side, "%s.bm25", path);
+    unlink(side);
+}
+
 /* (e) plumb_config_set validation and plumb_config_get */
 static void test_config(void) {
     char path[128], v[PLUMB_CONFIG_VALUE_MAX];
@@ -750,7 +882,7 @@ static void test_config(void) {
         {"k_lex", "1.5", "k_lex = '1.5': expected an integer from 1 to 10000"},
         {"k_lex", "0", "k_lex = '0'"},
         {"rerank", "10001", "rerank = '10001'"},
-        {"rerank_kind", "magic", "rerank_kind = 'magic': expected features or http"},
+        {"rerank_kind", "magic", "rerank_kind = 'magic': expected features, http or llm"},
         {"fusion", "sum", "fusion = 'sum': expected minmax, zscore or rrf"},
         {"rerank_url", "ftp://x", "rerank_url = 'ftp://x': expected an http:// or https:// URL"},
         {"rerank_url", "http://a b", "rerank_url = 'http://a b'"},
@@ -861,6 +993,7 @@ int main(void) {
     test_chat();
     test_rerank();
     test_rerank_search();
+    test_rerank_llm();
     test_config();
     test_threads();
     server_stop();
