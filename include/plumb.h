@@ -372,17 +372,33 @@ typedef struct plumb_search_params {
     /* ---- stage 2's reranker (see "Tuning" below); NULL / <= 0: the
     ** index's stored default (settings rerank_kind, rerank_url,
     ** rerank_model, rerank_timeout_ms; see plumb_config_set) ---- */
-    const char *reranker;      /* "features" (built in) or "http": a
-                                  /rerank service (Cohere/Jina/TEI shape) */
+    const char *reranker;      /* "features" (built in), "http": a
+                                  /rerank service (Cohere/Jina/TEI shape), or
+                                  "llm": a chat model (OpenAI-compatible
+                                  /chat/completions) as a pointwise judge. llm
+                                  makes one call per candidate, so N is
+                                  capped: `rerank` when >= 0, at most 20;
+                                  else the stored N, at most 5. Each call
+                                  sends a fixed system prompt, the query and
+                                  the candidate's title and text (2 KiB),
+                                  temperature 0, max_tokens 8; the first
+                                  integer of the reply must be 0..3 and is
+                                  score_rerank. Ties keep the stage-1 order.
+                                  Any failed call or reply without a grade
+                                  falls back as http does */
     const char *rerank_url;    /* http: base URL, e.g. "http://127.0.0.1:8080/v1"
-                                  ("/rerank" is appended); else $PLUMB_RERANK_URL,
+                                  ("/rerank" is appended; llm: e.g.
+                                  "http://127.0.0.1:11434/v1", "/chat/completions"
+                                  is appended); else $PLUMB_RERANK_URL,
                                   else the stored one */
-    const char *rerank_model;  /* http: model name sent; else $PLUMB_RERANK_MODEL,
+    const char *rerank_model;  /* http, llm: model name sent; else $PLUMB_RERANK_MODEL,
                                   else the stored one ("" sends none) */
-    int rerank_timeout_ms;     /* http: time limit per attempt (default 10000);
-                                  the call is retried twice on timeouts, 408,
-                                  429 and 5xx. The API key is never stored:
-                                  $PLUMB_RERANK_API_KEY */
+    int rerank_timeout_ms;     /* http, llm: time limit per attempt (default
+                                  10000; llm: per call, and the longest
+                                  silence in its stream); a call is retried
+                                  twice on timeouts, 408, 429 and 5xx. The API
+                                  key is never stored: $PLUMB_RERANK_API_KEY
+                                  (llm: $PLUMB_LLM_API_KEY, else that) */
 } plumb_search_params;
 
 PLUMB_API void plumb_search_params_init(plumb_search_params *p);
@@ -419,17 +435,19 @@ typedef struct plumb_hits {
                          is given only as the entry is written (the index
                          stayed locked by writers) */
     /* stage 2, as it ran */
-    const char *rerank_kind; /* "features" or "http" (static text); NULL when
+    const char *rerank_kind; /* "features", "http" or "llm" (static text); NULL when
                                 stage 2 did not run (N = 0, no query terms or
                                 no candidates) */
     int rerank_n;            /* candidates handed to the reranker; 0: none */
-    int rerank_fallback;     /* 1: the "http" reranker failed (after its
-                                retries: error status, timeout, refused
-                                connection, malformed answer) and the hits
+    int rerank_fallback;     /* 1: the "http" or "llm" reranker failed
+                                (after its retries: error status, timeout,
+                                refused connection, malformed answer, llm: a
+                                reply without a grade 0..3) and the hits
                                 are in stage-1 order with stage-1 scores
                                 (score_rerank NAN); the search itself
                                 succeeded */
-    const char *rerank_error; /* with rerank_fallback: why, naming the URL and
+    const char *rerank_error; /* with rerank_fallback: why, naming the URL (llm:
+                                 and the candidate, "candidate 2 of 5 (chunk 17)") and
                                  the status or the server's message; else
                                  NULL. Lives as long as the plumb_hits */
 } plumb_hits;
@@ -477,11 +495,11 @@ typedef struct plumb_stats {
     char ann_type[64];     /* FAISS factory string, or "" without an ANN index */
     int64_t ann_count, ann_bytes, ann_deleted;
     /* stage 2's stored defaults (settings; see plumb_config_set) */
-    char rerank_kind[16];  /* "features" or "http" */
+    char rerank_kind[16];  /* "features", "http" or "llm" */
     int rerank;            /* N: candidates reranked; 0: off */
-    char rerank_url[512];  /* "http": the stored base URL ("" when none) */
-    char rerank_model[128];/* "http": the stored model ("" when none) */
-    int rerank_timeout_ms; /* "http": per attempt */
+    char rerank_url[512];  /* "http", "llm": the stored base URL ("" when none) */
+    char rerank_model[128];/* "http", "llm": the stored model ("" when none) */
+    int rerank_timeout_ms; /* "http", "llm": per attempt */
     int rerank_trees;      /* "features": regression trees added to the
                               linear model by plumb tune (0: linear only) */
 } plumb_stats;
@@ -1054,7 +1072,7 @@ typedef struct plumb_log_entry {
     const plumb_feedback *feedback; /* nfeedback rows, oldest first */
     /* stage 2 as it ran (plumb_hits), read from `params` ("reranker",
     ** "rerank_fallback", "rerank_error"; index/FORMAT.md) */
-    const char *rerank_kind;  /* "features" or "http"; NULL when stage 2 did
+    const char *rerank_kind;  /* "features", "http" or "llm"; NULL when stage 2 did
                                  not run or the entry predates these keys */
     int rerank_fallback;      /* 1: the reranker failed and the hits logged
                                  are in stage-1 order */
@@ -1158,6 +1176,16 @@ PLUMB_API plumb_status plumb_export_qrels(plumb_db *db, const char *qrels_path,
 ** relevance scores (ties: stage-1 order); plumb tune learns only the
 ** feature reranker. When the service fails after its retries the search
 ** still succeeds, in stage-1 order, with plumb_hits.rerank_fallback set.
+** Kind "llm" (off by default) uses a generator model as a pointwise
+** judge: one POST {rerank_url}/chat/completions per candidate (OpenAI
+** shape; a fixed system prompt, the query and the candidate's title and
+** text, temperature 0, max_tokens 8), and the first integer of the reply,
+** which must be 0..3, is the candidate's score_rerank; they are sorted by
+** it, ties in stage-1 order. Because each candidate costs a call, N is
+** the stored one capped at 5, or plumb_search_params.rerank capped at 20.
+** Any failed call or reply without a grade ends the stage and falls back
+** as for "http"; rerank_error names the candidate, the URL and the reason.
+** No in-memory index lock is held during the calls of either kind.
 **
 ** TUNING. plumb_tune learns, for one or more indexes at once, BM25's k1
 ** and b and the fusion weight alpha (a small grid, when asked; the point

@@ -60,8 +60,8 @@ const char *cli_rerank_help_text(void) {
            "                       /chat/completions; default $PLUMB_RERANK_URL, else\n"
            "                       stored); the key comes from $PLUMB_RERANK_API_KEY\n"
            "                       (llm: $PLUMB_LLM_API_KEY, else that)\n"
-           "  --rerank-model NAME  http: model (default $PLUMB_RERANK_MODEL, else stored)\n"
-           "  --rerank-timeout S   http: seconds per attempt, 2 retries (default: stored, 10)\n";
+           "  --rerank-model NAME  http, llm: model (default $PLUMB_RERANK_MODEL, else stored)\n"
+           "  --rerank-timeout S   http, llm: seconds per attempt, 2 retries (default: stored, 10)\n";
 }
 
 int cli_rerank_opt(const cli_parser *ps, int id, plumb_search_params *sp) {
