@@ -966,7 +966,7 @@ int rerank_llm_n(int p_rerank, int stored);
 ** no grade (plumb_errmsg names the candidate, the URL and why). */
 plumb_status rerank_llm_grades(reader *r, const rerank_http_target *t, const char *query,
                                const int64_t *rowid, size_t n, double *grades);
-/* The first integer in s[0..n) when it is 0..3, else -1. */
+/* The first integer in s[0..n) when it is 0..3 (not negative), else -1. */
 int rerank_llm_parse(const char *s, size_t n);
 
 /* config.c: the reranker kinds, "features", "http" and "llm". */

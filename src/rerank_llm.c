@@ -56,7 +56,7 @@ int rerank_llm_n(int p_rerank, int stored) {
 int rerank_llm_parse(const char *s, size_t n) {
     size_t i = 0;
     while (i < n && !(s[i] >= '0' && s[i] <= '9')) i++;
-    if (i == n) return -1;
+    if (i == n || (i > 0 && s[i - 1] == '-')) return -1; /* "-1" is an integer, not 0..3 */
     int v = 0;
     for (; i < n && s[i] >= '0' && s[i] <= '9'; i++) {
         v = v * 10 + (s[i] - '0');
@@ -81,6 +81,8 @@ plumb_status rerank_llm_grades(reader *r, const rerank_http_target *t, const cha
     http_cfg c;
     rerank_http_cfg(t, &c);
     buf user = {0};
+    int url_len = (int)strlen(t->url);
+    while (url_len > 0 && t->url[url_len - 1] == '/') url_len--; /* as http.c does */
     for (size_t i = 0; !rc && i < n; i++) {
         buf_reset(&user);
         buf_puts(&user, "Query: ");
@@ -104,8 +106,8 @@ plumb_status rerank_llm_grades(reader *r, const rerank_http_target *t, const cha
             clean(&rep, txt, sizeof txt);
             rc = err_set(PLUMB_HTTP,
                          "llm reranker: candidate %zu of %zu (chunk %lld): POST "
-                         "%s/chat/completions: the reply \"%s%s\" has no grade 0-3",
-                         i + 1, n, (long long)rowid[i], t->url, txt,
+                         "%.*s/chat/completions: the reply \"%s%s\" has no grade 0-3",
+                         i + 1, n, (long long)rowid[i], url_len, t->url, txt,
                          rep.n >= sizeof txt ? "..." : "");
         } else if (!rc) {
             grades[i] = g;

@@ -733,6 +733,20 @@ static double judge_ref(const char *w1, const char *w2, const char *doc_id) {
     return strstr(t, w1) ? 3 : strstr(t, w2) ? 1 : 0;
 }
 
+static void test_rerank_llm_parse(void) {
+    static const struct { const char *s; int want; } t[] = {
+        {"3", 3}, {"0", 0}, {" 2\n", 2}, {"Grade: 1.", 1}, {"2.5", 2}, {"03", 3},
+        {"10", -1}, {"4", -1}, {"-1", -1}, {"", -1}, {"relevant", -1}, {"007", -1},
+    };
+    for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+        int got = rerank_llm_parse(t[i].s, strlen(t[i].s));
+        if (got != t[i].want) fprintf(stderr, "  parse \"%s\": %d, want %d\n", t[i].s, got, t[i].want);
+        CHECK(got == t[i].want);
+    }
+    CHECK(rerank_llm_n(-1, 30) == 5 && rerank_llm_n(-1, 3) == 3 && rerank_llm_n(-1, 0) == 0);
+    CHECK(rerank_llm_n(8, 30) == 8 && rerank_llm_n(100, 30) == 20 && rerank_llm_n(0, 30) == 0);
+}
+
 static void test_rerank_llm(void) {
     char path[128], url[96];
     snprintf(path, sizeof path, "/tmp/plumb-test-rrllm-%d.db", (int)getpid());
@@ -993,6 +1007,7 @@ int main(void) {
     test_chat();
     test_rerank();
     test_rerank_search();
+    test_rerank_llm_parse();
     test_rerank_llm();
     test_config();
     test_threads();
