@@ -522,6 +522,17 @@ typedef struct embed_op {
     void *arg;
 } embed_op;
 
+/* A request body up to its first own field: '{' and the model, if any,
+** followed by ','. */
+static void body_open(buf *b, const http_cfg *c) {
+    buf_putc(b, '{');
+    if (c->model && c->model[0]) {
+        buf_puts(b, "\"model\":");
+        json_buf_str(b, c->model, strlen(c->model));
+        buf_putc(b, ',');
+    }
+}
+
 static int embed_next(call *k, req *q) {
     embed_op *x = k->op;
     if (x->next >= x->n) return 0;
@@ -530,12 +541,7 @@ static int embed_next(call *k, req *q) {
     q->count = x->n - x->next < b ? x->n - x->next : b;
     x->next += q->count;
     buf_reset(&q->body);
-    buf_putc(&q->body, '{');
-    if (x->c->model && x->c->model[0]) {
-        buf_puts(&q->body, "\"model\":");
-        json_buf_str(&q->body, x->c->model, strlen(x->c->model));
-        buf_putc(&q->body, ',');
-    }
+    body_open(&q->body, x->c);
     buf_puts(&q->body, "\"input\":[");
     for (size_t i = 0; i < q->count; i++) {
         const char *t = x->texts[q->first + i];
@@ -724,12 +730,7 @@ static int chat_next(call *k, req *q) {
     if (x->loaded) return 0;
     x->loaded = 1;
     buf *b = &q->body;
-    buf_putc(b, '{');
-    if (x->c->model && x->c->model[0]) {
-        buf_puts(b, "\"model\":");
-        json_buf_str(b, x->c->model, strlen(x->c->model));
-        buf_putc(b, ',');
-    }
+    body_open(b, x->c);
     buf_puts(b, "\"messages\":[");
     if (x->system && x->system[0]) {
         buf_puts(b, "{\"role\":\"system\",\"content\":");
@@ -897,12 +898,7 @@ static int rerank_next(call *k, req *q) {
     if (x->loaded) return 0;
     x->loaded = 1;
     buf *b = &q->body;
-    buf_putc(b, '{');
-    if (x->c->model && x->c->model[0]) {
-        buf_puts(b, "\"model\":");
-        json_buf_str(b, x->c->model, strlen(x->c->model));
-        buf_putc(b, ',');
-    }
+    body_open(b, x->c);
     buf_puts(b, "\"query\":");
     json_buf_str(b, x->query, strlen(x->query));
     buf_puts(b, ",\"documents\":[");
