@@ -618,17 +618,17 @@ plumb_status plumb_tune(const plumb_tune_set *sets, int nsets, const plumb_tune_
         trees_format(trees, &tt);
         buf_putc(&tt, 0);
         if (tt.oom) rc = err_set(PLUMB_NOMEM, "tune");
-        const char *keys[7] = {"rerank", "rerank_kind", "rerank_weights", "rerank_trees",
-                               "alpha", "bm25_k1", "bm25_b"};
-        const char *vals[7] = {v3, "features", out->weights_text, tt.p, v4, v1, v2};
+        const char *keys[7] = {"rerank", "rerank_kind", "rerank_weights", "rerank_trees"};
+        const char *vals[7] = {v3, "features", out->weights_text, tt.p};
+        int nk = 4;
         /* alpha and k1, b only when learned: without a grid each index
         ** keeps its own */
-        const char *const *kp = keys, *const *vp = vals;
-        int nk = 4;
-        if (!isnan(out->alpha)) nk++;
-        else { keys[4] = keys[5], vals[4] = vals[5]; keys[5] = keys[6], vals[5] = vals[6]; }
-        if (best_k1 >= 0) nk += 2;
-        for (int s = 0; s < nsets && !rc; s++) rc = store_put_settings(sets[s].db, kp, vp, nk);
+        if (!isnan(out->alpha)) keys[nk] = "alpha", vals[nk++] = v4;
+        if (best_k1 >= 0) {
+            keys[nk] = "bm25_k1", vals[nk++] = v1;
+            keys[nk] = "bm25_b", vals[nk++] = v2;
+        }
+        for (int s = 0; s < nsets && !rc; s++) rc = store_put_settings(sets[s].db, keys, vals, nk);
         if (!rc) out->stored = 1;
         buf_free(&tt);
     }
