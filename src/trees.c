@@ -228,11 +228,12 @@ static int grow_tree(fitter *ft, rerank_trees *t, int leaves, double lr, double 
     open_leaf *L = malloc((size_t)leaves * sizeof *L);
     if (!L || add_root(t)) { free(L); return -1; }
     /* nodes in creation order; rewritten to preorder at the end */
+    int rc = -1;
     int32_t cap = 2 * leaves, nn = 1;
     int16_t *nf = malloc((size_t)cap * sizeof *nf);
     double *nv = malloc((size_t)cap * sizeof *nv);
     int32_t *nlft = malloc((size_t)cap * sizeof *nlft), *nrgt = malloc((size_t)cap * sizeof *nrgt);
-    if (!nf || !nv || !nlft || !nrgt) goto oom;
+    if (!nf || !nv || !nlft || !nrgt) goto done;
     nf[0] = -1;
     int nl = 1;
     L[0] = (open_leaf){.node = 0};
@@ -277,7 +278,7 @@ static int grow_tree(fitter *ft, rerank_trees *t, int leaves, double lr, double 
         nv[L[i].node] = L[i].sh < TREES_MIN_HESS ? 0 : lr * L[i].sg / L[i].sh;
     for (size_t r = 0; r < ft->n; r++) F[r] += nv[L[ft->leaf_of[r]].node];
     /* preorder copy */
-    if (grow(t, t->nnodes + nn)) goto oom;
+    if (grow(t, t->nnodes + nn)) goto done;
     int32_t stack[128], sp = 0, at = t->nnodes, patch[128];
     stack[sp] = 0;
     patch[sp++] = -1;
@@ -297,19 +298,14 @@ static int grow_tree(fitter *ft, rerank_trees *t, int leaves, double lr, double 
         at++;
     }
     t->nnodes = at;
+    rc = 0;
+done:
     free(nf);
     free(nv);
     free(nlft);
     free(nrgt);
     free(L);
-    return 0;
-oom:
-    free(nf);
-    free(nv);
-    free(nlft);
-    free(nrgt);
-    free(L);
-    return -1;
+    return rc;
 }
 
 /* LambdaRank gradients of every candidate at scores F. */
