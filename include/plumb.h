@@ -363,6 +363,12 @@ typedef struct plumb_search_params {
     double rrf_k;        /* RRF constant; < 0: stored */
     plumb_vsearch vsearch; /* default PLUMB_VSEARCH_AUTO */
     int ef_search;       /* HNSW efSearch / IVF nprobe; <= 0: the index's default */
+    int qe_docs;         /* hybrid: expand the BM25 query from the top N lexical
+                            hits (RM3: terms weighted by their share of those
+                            hits, the hits by exp(score - best score); settings
+                            qe_terms, qe_weight); the dense query's feedback then
+                            follows the expanded list; 0: off; < 0: the index's
+                            stored default (10). Lexical mode never expands */
     int rerank;          /* stage 2: rerank the top N candidates (see
                             "Tuning" below); 0: off; < 0: the index's stored
                             default (30 unless plumb tune changed it) */

@@ -330,6 +330,7 @@ void plumb_search_params_init(plumb_search_params *p) {
     p->vsearch = PLUMB_VSEARCH_AUTO;
     p->ef_search = 0;
     p->rerank = -1;
+    p->qe_docs = -1;
     p->log = 1;
 }
 
@@ -363,6 +364,8 @@ plumb_status plumb_search(plumb_db *db, const char *query, const plumb_search_pa
         return err_set(PLUMB_MISUSE, "plumb_search: k_lex and k_dense must be at most %d", MAX_K);
     if (p->rerank > MAX_K)
         return err_set(PLUMB_MISUSE, "plumb_search: rerank must be at most %d", MAX_K);
+    if (p->qe_docs > 100)
+        return err_set(PLUMB_MISUSE, "plumb_search: qe_docs must be at most 100 (got %d)", p->qe_docs);
     plumb_status rc = search_run(db, query, p, out);
     /* ---- the query log (src/qlog.c): queues an entry, never waits ---- */
     if (rc == PLUMB_OK) (*out)->log_id = qlog_search(db, query, p, *out, t0_ms);

@@ -1081,8 +1081,8 @@ plumb_status bm25_persist(plumb_db *db) {
 /* ---------------------------------------------------------------- */
 
 typedef struct qterm {
-    const term *t;
-    int mult;
+    uint32_t id;  /* index into ix->terms */
+    double w;     /* query weight: multiplicity, or the expanded query's */
 } qterm;
 
 /* heap of the k best so far; the root is the worst of them */
@@ -1109,15 +1109,9 @@ static int cmp_best(const void *a, const void *b) {
     return (x->rowid > y->rowid) - (x->rowid < y->rowid);
 }
 
-plumb_status bm25_topk(const bm25_index *ix, bm25_scratch *s, const lex_query *q,
-                       double k1, double b, double wt, double wb, int k, lex_hit **out,
-                       size_t *nout, int64_t *matched) {
-    *out = NULL;
-    *nout = 0;
-    *matched = 0;
-    if (k <= 0 || q->nterms == 0 || ix->live == 0) return PLUMB_OK;
-    /* distinct query terms present in the index, with multiplicity */
-    qterm qt[256];
+/* The distinct query terms the index knows, with multiplicity, into
+** qt[max]; returns their count. */
+static int query_terms(const bm25_index *ix, const lex_query *q, qterm *qt, int max) {
     int nq = 0;
     const char *p = q->terms.p;
     for (int i = 0; i < q->nterms; i++) {
@@ -1126,23 +1120,37 @@ plumb_status bm25_topk(const bm25_index *ix, bm25_scratch *s, const lex_query *q
         p += l + 1;
         if (id < 0) continue;
         int j = 0;
-        while (j < nq && qt[j].t != &ix->terms[id]) j++;
-        if (j < nq) qt[j].mult++;
-        else if (nq < 256) qt[nq++] = (qterm){&ix->terms[id], 1};
+        while (j < nq && qt[j].id != (uint32_t)id) j++;
+        if (j < nq) qt[j].w++;
+        else if (nq < max) qt[nq++] = (qterm){(uint32_t)id, 1};
     }
+    return nq;
+}
+
+static int scratch_fit(bm25_scratch *s, size_t nord) {
+    if (s->cap >= nord) return 0;
+    size_t c = nord + nord / 4 + 64;
+    double *a = realloc(s->acc, c * sizeof *a);
+    if (a) s->acc = a;
+    uint32_t *t = a ? realloc(s->touched, c * sizeof *t) : NULL;
+    if (t) s->touched = t;
+    uint8_t *m = t ? realloc(s->mark, c) : NULL;
+    if (m) s->mark = m;
+    if (!m) return -1;
+    memset(s->mark + s->cap, 0, c - s->cap);
+    s->cap = c;
+    return 0;
+}
+
+/* Exact BM25F top-k of a weighted term list. */
+static plumb_status topk_terms(const bm25_index *ix, bm25_scratch *s, const qterm *qt, int nq,
+                               double k1, double b, double wt, double wb, int k, lex_hit **out,
+                               size_t *nout, int64_t *matched) {
+    *out = NULL;
+    *nout = 0;
+    *matched = 0;
     if (!nq) return PLUMB_OK;
-    if (s->cap < ix->nord) {
-        size_t c = ix->nord + ix->nord / 4 + 64;
-        double *a = realloc(s->acc, c * sizeof *a);
-        if (a) s->acc = a;
-        uint32_t *t = a ? realloc(s->touched, c * sizeof *t) : NULL;
-        if (t) s->touched = t;
-        uint8_t *m = t ? realloc(s->mark, c) : NULL;
-        if (m) s->mark = m;
-        if (!m) return err_set(PLUMB_NOMEM, "search scratch");
-        memset(s->mark + s->cap, 0, c - s->cap);
-        s->cap = c;
-    }
+    if (scratch_fit(s, ix->nord)) return err_set(PLUMB_NOMEM, "search scratch");
     double N = (double)ix->live;
     double avg = (wt * ix->tot_t + wb * ix->tot_b) / N;
     if (!(avg > 0)) avg = 1;
@@ -1151,12 +1159,13 @@ plumb_status bm25_topk(const bm25_index *ix, bm25_scratch *s, const lex_query *q
     const uint32_t *lt = ix->lt, *lb = ix->lb;
     uint32_t nt = 0;
     for (int i = 0; i < nq; i++) {
-        const post *ps = qt[i].t->p;
-        uint32_t n = qt[i].t->n, df = 0;
+        const term *tm = &ix->terms[qt[i].id];
+        const post *ps = tm->p;
+        uint32_t n = tm->n, df = 0;
         for (uint32_t j = 0; j < n; j++) df += !dead[ps[j].ord];
         if (!df) continue;
         double idf = log(1.0 + (N - df + 0.5) / (df + 0.5));
-        double w = qt[i].mult * idf * (k1 + 1);
+        double w = qt[i].w * idf * (k1 + 1);
         for (uint32_t j = 0; j < n; j++) {
             uint32_t o = ps[j].ord;
             if (dead[o]) continue;
@@ -1192,10 +1201,122 @@ plumb_status bm25_topk(const bm25_index *ix, bm25_scratch *s, const lex_query *q
     return PLUMB_OK;
 }
 
+plumb_status bm25_topk(const bm25_index *ix, bm25_scratch *s, const lex_query *q,
+                       double k1, double b, double wt, double wb, int k, lex_hit **out,
+                       size_t *nout, int64_t *matched) {
+    *out = NULL;
+    *nout = 0;
+    *matched = 0;
+    if (k <= 0 || q->nterms == 0 || ix->live == 0) return PLUMB_OK;
+    qterm qt[256];
+    int nq = query_terms(ix, q, qt, 256);
+    return topk_terms(ix, s, qt, nq, k1, b, wt, wb, k, out, nout, matched);
+}
+
+static int cmp_qterm_w(const void *a, const void *b) {
+    const qterm *x = a, *y = b;
+    if (x->w != y->w) return x->w > y->w ? -1 : 1;
+    return (x->id > y->id) - (x->id < y->id);
+}
+
+/* The expansion of RM3 (see plumb_impl.h) from the first min(n, docs)
+** hits with forward lists: e[t] = sum over them of P(D|Q) tf(t,D) / |D|,
+** P(D|Q) = exp(score - best score), normalised; the `terms` heaviest
+** into ex (sorted by weight, then id), normalised to sum 1. Returns
+** their count: 0 when no hit has a forward list. */
+static int rm3_expansion(const bm25_index *ix, bm25_scratch *s, const lex_hit *h, size_t n,
+                         int docs, int terms, qterm *ex, plumb_status *rc) {
+    *rc = PLUMB_OK;
+    if (s->tcap < ix->nterms) {
+        size_t c = ix->nterms + ix->nterms / 4 + 64;
+        double *a = realloc(s->tacc, c * sizeof *a);
+        if (a) s->tacc = a;
+        uint32_t *t = a ? realloc(s->ttouched, c * sizeof *t) : NULL;
+        if (t) s->ttouched = t;
+        if (!t) { *rc = err_set(PLUMB_NOMEM, "query expansion"); return 0; }
+        for (size_t i = s->tcap; i < c; i++) s->tacc[i] = -1; /* -1: untouched */
+        s->tcap = c;
+    }
+    double pz = 0;
+    for (size_t i = 0; i < n && i < (size_t)docs; i++) pz += exp(h[i].score - h[0].score);
+    uint32_t nt = 0;
+    for (size_t i = 0; i < n && i < (size_t)docs; i++) {
+        const uint32_t *ids;
+        uint32_t lt, lb;
+        if (!bm25_forward(ix, h[i].rowid, &ids, &lt, &lb) || !(lt + lb)) continue;
+        double inc = exp(h[i].score - h[0].score) / pz / (lt + lb);
+        for (uint32_t j = 0; j < lt + lb; j++) {
+            uint32_t t = ids[j];
+            if (s->tacc[t] < 0) { s->tacc[t] = 0; s->ttouched[nt++] = t; }
+            s->tacc[t] += inc;
+        }
+    }
+    /* the heaviest `terms` (insertion into a sorted array of at most 100) */
+    int ne = 0;
+    for (uint32_t i = 0; i < nt; i++) {
+        uint32_t t = s->ttouched[i];
+        qterm e = {t, s->tacc[t]};
+        s->tacc[t] = -1;
+        if (ne == terms && cmp_qterm_w(&e, &ex[terms - 1]) >= 0) continue;
+        int j = ne < terms ? ne++ : terms - 1;
+        while (j > 0 && cmp_qterm_w(&e, &ex[j - 1]) < 0) { ex[j] = ex[j - 1]; j--; }
+        ex[j] = e;
+    }
+    double sum = 0;
+    for (int i = 0; i < ne; i++) sum += ex[i].w;
+    for (int i = 0; i < ne; i++) ex[i].w /= sum;
+    return sum > 0 ? ne : 0;
+}
+
+plumb_status bm25_topk_rm3(const bm25_index *ix, bm25_scratch *s, const lex_query *q,
+                           double k1, double b, double wt, double wb, int k,
+                           const bm25_rm3 *fb, lex_hit **out, size_t *nout, int64_t *matched) {
+    if (!fb || fb->docs <= 0 || fb->terms <= 0 || !(fb->orig < 1))
+        return bm25_topk(ix, s, q, k1, b, wt, wb, k, out, nout, matched);
+    *out = NULL;
+    *nout = 0;
+    *matched = 0;
+    if (k <= 0 || q->nterms == 0 || ix->live == 0) return PLUMB_OK;
+    enum { MAXQ = 256, MAXE = BM25_RM3_MAX_TERMS };
+    qterm qt[MAXQ + MAXE], ex[MAXE];
+    int nq = query_terms(ix, q, qt, MAXQ);
+    lex_hit *h = NULL;
+    size_t n = 0;
+    plumb_status rc = topk_terms(ix, s, qt, nq, k1, b, wt, wb, k > fb->docs ? k : fb->docs, &h,
+                                 &n, matched);
+    if (rc || !n) { free(h); return rc; }
+    int terms = fb->terms < MAXE ? fb->terms : MAXE;
+    int ne = rm3_expansion(ix, s, h, n, fb->docs, terms, ex, &rc);
+    if (rc || !ne) { /* no forward lists: the first pass stands */
+        if (rc) { free(h); return rc; }
+        if (n > (size_t)k) n = (size_t)k;
+        *out = h;
+        *nout = n;
+        return PLUMB_OK;
+    }
+    free(h);
+    /* orig * query / |query| + (1 - orig) * expansion, merged by term */
+    double qs = 0;
+    for (int i = 0; i < nq; i++) qs += qt[i].w;
+    for (int i = 0; i < nq; i++) qt[i].w *= fb->orig / qs;
+    int nm = nq;
+    for (int i = 0; i < ne; i++) {
+        int j = 0;
+        while (j < nq && qt[j].id != ex[i].id) j++;
+        if (j < nq) qt[j].w += (1 - fb->orig) * ex[i].w;
+        else qt[nm++] = (qterm){ex[i].id, (1 - fb->orig) * ex[i].w};
+    }
+    int64_t m2;
+    rc = topk_terms(ix, s, qt, nm, k1, b, wt, wb, k, out, nout, &m2);
+    return rc;
+}
+
 void bm25_scratch_free(bm25_scratch *s) {
     free(s->acc);
     free(s->touched);
     free(s->mark);
+    free(s->tacc);
+    free(s->ttouched);
     memset(s, 0, sizeof *s);
 }
 

@@ -430,6 +430,8 @@ typedef struct idx_settings {
     int k_lex, k_dense, rerank;
     int prf_docs;               /* dense pseudo-relevance feedback (search.c) */
     double prf_weight;
+    int qe_docs, qe_terms;      /* lexical query expansion, RM3 (bm25_topk_rm3) */
+    double qe_weight;
     /* stage 2 (rerank.c): which reranker (settings key rerank_kind:
     ** "features" or "http"; checked where it is used, so that plumb config
     ** can still repair a bad value) and the feature model's weights
@@ -458,6 +460,9 @@ typedef struct bm25_scratch {
     uint32_t *touched; /* ordinals with a mark, to reset them */
     uint8_t *mark;     /* all zero between queries */
     size_t cap;        /* entries allocated in each */
+    double *tacc;      /* query expansion: weight per term id; -1 between queries */
+    uint32_t *ttouched;
+    size_t tcap;
 } bm25_scratch;
 
 typedef struct reader {
@@ -648,6 +653,26 @@ void bm25_release(bm25_index *ix);
 plumb_status bm25_topk(const bm25_index *ix, bm25_scratch *s, const lex_query *q, double k1,
                        double b, double wt, double wb, int k, lex_hit **out, size_t *nout,
                        int64_t *matched);
+
+/* RM3 (Lavrenko and Croft's relevance model, interpolated with the query as
+** in Abdul-Jaleel et al., UMass at TREC 2004), with BM25 in place of query
+** likelihood: a first pass ranks the top `docs`; each of them weighs
+** P(D|Q) = exp(score - best score), normalised; the expansion e(t) = sum
+** over them of P(D|Q) tf(t, D) / |D| over title and body terms (query terms
+** included), keeping the `terms` heaviest, normalised to sum 1; the
+** second pass scores the query orig * mult(t) / sum mult + (1 - orig) e(t).
+** Matched counts the first pass's chunks. A chunk without a forward list
+** (bm25.c keeps them up to PLUMB_FWD_MAX ids) gives no terms; when none
+** of the top `docs` has one, the first pass is the result. docs <= 0,
+** terms <= 0 or orig >= 1: bm25_topk. */
+#define BM25_RM3_MAX_TERMS 100
+typedef struct bm25_rm3 {
+    int docs, terms;
+    double orig;
+} bm25_rm3;
+plumb_status bm25_topk_rm3(const bm25_index *ix, bm25_scratch *s, const lex_query *q, double k1,
+                           double b, double wt, double wb, int k, const bm25_rm3 *fb,
+                           lex_hit **out, size_t *nout, int64_t *matched);
 void bm25_scratch_free(bm25_scratch *s);
 
 /* Side file "<index>.bm25": a snapshot of the in-memory index so a new

@@ -4,7 +4,9 @@
 ** One read transaction per search, so every stage and every field of
 ** every hit come from the same snapshot:
 **   1. lexical candidates: BM25F top-k on the in-memory index (bm25.c),
-**      or FTS5's ranking for the baseline scorers (lex.c);
+**      or FTS5's ranking for the baseline scorers (lex.c). In hybrid
+**      mode the query is first expanded from its own top hits (RM3,
+**      bm25_topk_rm3; settings qe_docs, qe_terms, qe_weight);
 **   2. dense candidates: the query embedded by the index's embedder
 **      (embed.c), top-k over the vector store (vec.c). In hybrid mode the
 **      query vector first moves towards the vectors of the best lexical
@@ -103,11 +105,15 @@ static plumb_status stages(plumb_db *db, reader *r, const lex_query *q, const fl
             rc = bm25_sync(db->bm25, r, gen);
             if (rc == PLUMB_BUSY) { *busy = 1; return PLUMB_OK; }
             if (rc) return rc;
-            rc = bm25_topk(db->bm25, &r->scratch, q, p->bm25_k1 >= 0 ? p->bm25_k1 : set->k1,
-                           p->bm25_b >= 0 ? p->bm25_b : set->b,
-                           p->weight_title >= 0 ? p->weight_title : set->wt,
-                           p->weight_body >= 0 ? p->weight_body : set->wb, k_lex, &lh, &nl,
-                           matched);
+            /* hybrid: the BM25 query expanded by RM3 from its own top hits */
+            bm25_rm3 fb = {p->qe_docs >= 0 ? p->qe_docs : set->qe_docs, set->qe_terms,
+                           set->qe_weight};
+            if (mode != PLUMB_MODE_HYBRID) fb.docs = 0;
+            rc = bm25_topk_rm3(db->bm25, &r->scratch, q, p->bm25_k1 >= 0 ? p->bm25_k1 : set->k1,
+                               p->bm25_b >= 0 ? p->bm25_b : set->b,
+                               p->weight_title >= 0 ? p->weight_title : set->wt,
+                               p->weight_body >= 0 ? p->weight_body : set->wb, k_lex, &fb, &lh,
+                               &nl, matched);
             bm25_release(db->bm25);
         }
         if (rc) goto done;

@@ -71,6 +71,7 @@ static int compare_queries(plumb_db *db, int nq, const char *what) {
         plumb_search_params a;
         plumb_search_params_init(&a);
         a.rerank = 0; /* BM25 scores, not stage 2's */
+        a.mode = PLUMB_MODE_LEXICAL; /* hybrid expands the query (RM3): test_rm3 */
         a.k = 1 + (int)rnd(30);
         a.snippet_tokens = 0;
         a.with_text = 0;
@@ -455,7 +456,156 @@ static void test_side_bytes(void) {
     if (system(rm) != 0) CHECK(0);
 }
 
+/* ---- RM3 query expansion (bm25_topk_rm3) against the formula by hand ---- */
+
+static const char *const rm3_docs[][2] = {
+    {"d1", "cat dog dog fish"},       {"d2", "cat fish fish fish bird"},
+    {"d3", "dog tree tree"},          {"d4", "bird lamp tree cat"},
+    {"d5", "lamp lamp fish"},         {"d6", "tree bird"},
+};
+#define RM3_ND 6
+static const char *const rm3_words[] = {"cat", "dog", "fish", "bird", "tree", "lamp"};
+#define RM3_NW 6
+
+static int rm3_tf(int d, int w) {
+    int n = 0;
+    const char *p = rm3_docs[d][1];
+    size_t l = strlen(rm3_words[w]);
+    while (*p) {
+        size_t m = strcspn(p, " ");
+        if (m == l && !strncmp(p, rm3_words[w], l)) n++;
+        p += m + (p[m] == ' ');
+    }
+    return n;
+}
+
+/* BM25 of every document for query weights qw[word] (k1 0.9, b 0.4, no titles). */
+static void rm3_bm25(const double *qw, double *score) {
+    double avg = 0, len[RM3_ND];
+    for (int d = 0; d < RM3_ND; d++) {
+        len[d] = 0;
+        for (int w = 0; w < RM3_NW; w++) len[d] += rm3_tf(d, w);
+        avg += len[d] / RM3_ND;
+    }
+    for (int d = 0; d < RM3_ND; d++) {
+        score[d] = 0;
+        for (int w = 0; w < RM3_NW; w++) {
+            int df = 0;
+            for (int e = 0; e < RM3_ND; e++) df += rm3_tf(e, w) > 0;
+            double idf = log(1 + (RM3_ND - df + 0.5) / (df + 0.5)), tf = rm3_tf(d, w);
+            if (tf > 0 && qw[w] > 0)
+                score[d] += qw[w] * idf * tf * 1.9 / (tf + 0.9 * (0.6 + 0.4 * len[d] / avg));
+        }
+    }
+}
+
+static void test_rm3(void) {
+    char dbp[256];
+    snprintf(dbp, sizeof dbp, "/tmp/plumb-test-rm3-%d.db", (int)getpid());
+    plumb_db *db = NULL;
+    CHECK_OK(plumb_open(dbp, NULL, &db));
+    if (!db) return;
+    for (int d = 0; d < RM3_ND; d++) {
+        plumb_doc doc = {rm3_docs[d][0], NULL, rm3_docs[d][1], NULL, NULL};
+        CHECK_OK(plumb_add(db, &doc, NULL));
+    }
+    /* chunk id -> document, from a lexical search that matches every one */
+    int64_t cid[RM3_ND] = {0};
+    plumb_search_params sp;
+    plumb_search_params_init(&sp);
+    sp.rerank = 0;
+    sp.k = 100;
+    plumb_hits *all = NULL;
+    CHECK_OK(plumb_search(db, "cat dog fish bird tree lamp", &sp, &all));
+    for (size_t i = 0; all && i < all->n; i++)
+        cid[all->hit[i].doc_id[1] - '1'] = all->hit[i].chunk_id;
+    CHECK(all && all->n == RM3_ND);
+    plumb_hits_free(all);
+
+    /* by hand: the query "cat" (weight 1), first pass */
+    double qw[RM3_NW] = {1, 0, 0, 0, 0, 0}, s1[RM3_ND], s2[RM3_ND];
+    rm3_bm25(qw, s1);
+    /* the top 2 documents weigh exp(s - best), normalised */
+    int top[2] = {-1, -1};
+    for (int d = 0; d < RM3_ND; d++) {
+        if (top[0] < 0 || s1[d] > s1[top[0]]) { top[1] = top[0]; top[0] = d; }
+        else if (top[1] < 0 || s1[d] > s1[top[1]]) top[1] = d;
+    }
+    double pz = 1 + exp(s1[top[1]] - s1[top[0]]);
+    double e[RM3_NW] = {0};
+    for (int i = 0; i < 2; i++) {
+        int d = top[i], len = 0;
+        for (int w = 0; w < RM3_NW; w++) len += rm3_tf(d, w);
+        for (int w = 0; w < RM3_NW; w++)
+            e[w] += exp(s1[d] - s1[top[0]]) / pz * rm3_tf(d, w) / len;
+    }
+    /* keep the 3 heaviest (ties: none in this corpus), normalise, mix 0.6 / 0.4 */
+    double kept[RM3_NW] = {0}, sum = 0;
+    for (int r = 0; r < 3; r++) {
+        int best = -1;
+        for (int w = 0; w < RM3_NW; w++)
+            if (kept[w] == 0 && e[w] > 0 && (best < 0 || e[w] > e[best])) best = w;
+        kept[best] = e[best];
+        sum += e[best];
+    }
+    for (int w = 0; w < RM3_NW; w++) qw[w] = 0.6 * (w == 0) + 0.4 * kept[w] / sum;
+    rm3_bm25(qw, s2);
+
+    reader *r;
+    CHECK_OK(store_reader_get(db, &r));
+    sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
+    int64_t gen = -1;
+    if (sqlite3_step(r->st_gen) == SQLITE_ROW) gen = sqlite3_column_int64(r->st_gen, 0);
+    sqlite3_reset(r->st_gen);
+    CHECK_OK(bm25_sync(db->bm25, r, gen));
+    lex_query q = {0};
+    CHECK_OK(lex_query_parse(r->tok, "cat", &q));
+    bm25_rm3 fb = {2, 3, 0.6};
+    lex_hit *h = NULL, *h0 = NULL;
+    size_t n = 0, n0 = 0;
+    int64_t matched = 0, m0 = 0;
+    CHECK_OK(bm25_topk_rm3(db->bm25, &r->scratch, &q, 0.9, 0.4, 1, 1, 10, &fb, &h, &n, &matched));
+    /* every document with a kept term, each with its hand-computed score */
+    int want = 0;
+    for (int d = 0; d < RM3_ND; d++) want += s2[d] > 0;
+    CHECK(n == (size_t)want);
+    CHECK(matched == 3); /* the first pass: the documents with "cat" */
+    for (size_t i = 0; i < n; i++) {
+        int d = -1;
+        for (int j = 0; j < RM3_ND; j++)
+            if (cid[j] == h[i].rowid) d = j;
+        CHECK(d >= 0);
+        if (d < 0) continue;
+        if (!NEAR(h[i].score, s2[d]))
+            fprintf(stderr, "rm3: %s scored %.12g, by hand %.12g\n", rm3_docs[d][0], h[i].score,
+                    s2[d]);
+        CHECK(NEAR(h[i].score, s2[d]));
+        if (i) CHECK(h[i].score <= h[i - 1].score);
+    }
+    /* the expansion reaches a document without "cat" */
+    CHECK(n > 3);
+    /* off (docs 0, or orig 1): exactly bm25_topk */
+    fb.docs = 0;
+    CHECK_OK(bm25_topk_rm3(db->bm25, &r->scratch, &q, 0.9, 0.4, 1, 1, 10, &fb, &h0, &n0, &m0));
+    CHECK(n0 == 3 && m0 == 3);
+    for (size_t i = 0; i < n0; i++) {
+        int d = -1;
+        for (int j = 0; j < RM3_ND; j++)
+            if (cid[j] == h0[i].rowid) d = j;
+        CHECK(d >= 0 && NEAR(h0[i].score, s1[d]));
+    }
+    free(h);
+    free(h0);
+    lex_query_free(&q);
+    bm25_release(db->bm25);
+    sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);
+    store_reader_put(db, r);
+    plumb_close(db);
+    unlink(dbp);
+}
+
 int main(void) {
+    test_rm3();
     test_side_file();
     test_side_bytes();
     const char *src = getenv("PLUMB_SOURCE_DIR");

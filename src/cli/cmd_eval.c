@@ -64,6 +64,7 @@ enum {
     O_KLEX,
     O_RERANK,
     O_KDENSE,
+    O_QE,
     O_DIM,
     O_VSEARCH,
     O_QUIET,
@@ -107,6 +108,7 @@ static const cli_opt opts[] = {
     {"rerank", 0, 1, O_RERANK},
     CLI_RERANK_OPTS,
     {"k-dense", 0, 1, O_KDENSE},
+    {"qe-docs", 0, 1, O_QE},
     {"dim", 0, 1, O_DIM},
     {"vsearch", 0, 1, O_VSEARCH},
     {"quiet", 'q', 0, O_QUIET},
@@ -184,6 +186,8 @@ void cmd_eval_help(FILE *f) {
             "  --fusion F           minmax, zscore or rrf (default: the index's, minmax)\n"
             "  --alpha X            dense weight in fusion, 0..1 (default: the index's, 0.5)\n"
             "  --k-lex N, --k-dense N   candidates from each retriever (default 100)\n"
+            "  --qe-docs N          hybrid stages: expand the BM25 query from its top N\n"
+            "                       hits (RM3; 0: off; default: the index's, 10)\n"
             "  --rerank N           candidates the rerank stage rescores (default: the\n"
             "                       index's, 30)\n"
             "  --reranker features|http|llm, --rerank-url URL, --rerank-model NAME,\n"
@@ -832,7 +836,7 @@ typedef struct opts_t {
     int latency_k;
     char lang[64];
     double alpha;
-    int fusion, k_lex, k_dense, dim, vsearch, rerank;
+    int fusion, k_lex, k_dense, dim, vsearch, rerank, qe_docs;
     plumb_search_params rr; /* only the reranker fields: --reranker, --rerank-url ... */
 } opts_t;
 
@@ -911,6 +915,7 @@ static int parse_opts(int argc, char **argv, opts_t *o, int *help) {
         case O_KLEX: bad = cli_int_arg(&ps, 1, 10000, &o->k_lex); break;
         case O_RERANK: bad = cli_int_arg(&ps, 1, 10000, &o->rerank); break;
         case O_KDENSE: bad = cli_int_arg(&ps, 1, 10000, &o->k_dense); break;
+        case O_QE: bad = cli_int_arg(&ps, 0, 100, &o->qe_docs); break;
         case O_DIM: bad = cli_int_arg(&ps, 2, 4096, &o->dim); break;
         case O_VSEARCH:
             if (!strcmp(ps.val, "f32")) o->vsearch = PLUMB_VSEARCH_F32;
@@ -978,6 +983,7 @@ static int parse_stages(const opts_t *o, plumb_eval_stage *st, int max, char nam
         sp->k_lex = o->k_lex ? o->k_lex : -1;
         sp->rerank = 0; /* only the rerank stage reranks */
         sp->k_dense = o->k_dense ? o->k_dense : -1;
+        sp->qe_docs = o->qe_docs;
         sp->vsearch = (plumb_vsearch)o->vsearch;
         if (strcmp(names[n], "bm25") == 0) {
             sp->mode = PLUMB_MODE_LEXICAL;
@@ -1140,6 +1146,7 @@ int cmd_eval(int argc, char **argv) {
     plumb_compare_params_init(&o.cp);
     o.k1 = o.b = o.wt = o.wb = -1;
     o.alpha = -1;
+    o.qe_docs = -1;
     o.dim = 256;
     o.split = "test";
     if ((code = parse_opts(argc, argv, &o, &help))) return code;

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 enum { O_K = 1, O_DB, O_JSON, O_K1, O_B, O_WTITLE, O_WBODY, O_FTS5, O_NOSNIP, O_TEXT, O_NOLOG,
-       O_HELP, O_MODE, O_FUSION, O_ALPHA, O_RRFK, O_KLEX, O_KDENSE, O_VSEARCH, O_EF, O_RERANK };
+       O_HELP, O_MODE, O_FUSION, O_ALPHA, O_RRFK, O_KLEX, O_KDENSE, O_VSEARCH, O_EF, O_RERANK, O_QE };
 
 static const cli_opt opts[] = {
     {"k", 'k', 1, O_K},
@@ -43,6 +43,7 @@ static const cli_opt opts[] = {
     {"k-lex", 0, 1, O_KLEX},
     {"rerank", 0, 1, O_RERANK},
     {"k-dense", 0, 1, O_KDENSE},
+    {"qe-docs", 0, 1, O_QE},
     {"vsearch", 0, 1, O_VSEARCH},
     {"ef", 0, 1, O_EF},
     CLI_RERANK_OPTS,
@@ -142,6 +143,8 @@ void cmd_search_help(FILE *f) {
             "  --rrf-k X            RRF constant (default: stored, 60)\n"
             "  --k-lex N, --k-dense N   candidates each retriever gives fusion (default:\n"
             "                       stored, 100)\n"
+            "  --qe-docs N          hybrid: expand the BM25 query from its top N hits\n"
+            "                       (RM3; 0: off; default: stored, 10)\n"
             "  --rerank N           rerank the top N candidates (stage 2); 0: off\n"
             "                       (default: stored in the index, 30)\n"
             "%s"
@@ -386,6 +389,9 @@ int cmd_search(int argc, char **argv) {
             break;
         case O_KDENSE:
             bad = cli_int_arg(&ps, 1, 10000, &sp.k_dense);
+            break;
+        case O_QE:
+            bad = cli_int_arg(&ps, 0, 100, &sp.qe_docs);
             break;
         case O_VSEARCH:
             if (!strcmp(ps.val, "f32")) sp.vsearch = PLUMB_VSEARCH_F32;
