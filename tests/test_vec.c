@@ -309,9 +309,11 @@ static void test_store_and_embedder(void) {
     plumb_hits_free(h);
 
     /* hybrid: every hit carries the fused score; the dense score is the
-    ** exact similarity, the lexical one the BM25 stage's */
+    ** exact similarity, the lexical one the BM25 stage's (without query
+    ** expansion) */
     sp.mode = PLUMB_MODE_HYBRID;
     sp.k = 10;
+    sp.qe_docs = 0; /* the lexical list unexpanded (RM3: test_bm25's test_rm3) */
     CHECK_OK(plumb_search(db, "river bank money", &sp, &h));
     plumb_hits *hl = NULL;
     plumb_search_params lp;
