@@ -421,7 +421,8 @@ typedef struct plumb_hit {
     const char *metadata; /* JSON text, or NULL */
     /* per-stage evidence; NAN where the stage did not run or did not
     ** return this chunk; ranks are 1-based, 0 when absent */
-    double score_lex;     /* BM25F */
+    double score_lex;     /* BM25F (in hybrid mode, of the expanded query
+                             unless qe_docs is 0) */
     double score_dense;   /* vector similarity (cosine for normalised vectors) */
     double score_fused;   /* after fusion (hybrid) */
     double score_rerank;  /* the reranker's score (top N only); with stage 2

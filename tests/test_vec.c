@@ -335,6 +335,44 @@ static void test_store_and_embedder(void) {
     plumb_hits_free(h);
     plumb_hits_free(hl);
 
+    /* query expansion: the stored default (10) unless the query says 0;
+    ** a stored 0 (read by handles opened after it) is the same as asking */
+    plumb_hits *e10 = NULL, *e0 = NULL, *es0 = NULL;
+    sp.k = 30;
+    sp.qe_docs = -1;
+    CHECK_OK(plumb_search(db, "river bank money", &sp, &e10));
+    sp.qe_docs = 0;
+    CHECK_OK(plumb_search(db, "river bank money", &sp, &e0));
+    CHECK_OK(plumb_config_set(db, "qe_docs", "0"));
+    {
+        char sp_[512];
+        snprintf(sp_, sizeof sp_, "%s/store.db", dir);
+        plumb_db *dq = NULL;
+        CHECK_OK(plumb_open(sp_, NULL, &dq));
+        sp.qe_docs = -1;
+        if (dq) CHECK_OK(plumb_search(dq, "river bank money", &sp, &es0));
+        plumb_close(dq);
+    }
+    int differ = 0;
+    CHECK(e10 && e0 && es0 && e0->n == es0->n);
+    for (size_t i = 0; e0 && es0 && i < e0->n && i < es0->n; i++) {
+        CHECK(e0->hit[i].chunk_id == es0->hit[i].chunk_id);
+        CHECK_NEAR(e0->hit[i].score, es0->hit[i].score, 0);
+    }
+    for (size_t i = 0; e0 && e10 && i < e0->n && i < e10->n; i++)
+        differ |= e0->hit[i].chunk_id != e10->hit[i].chunk_id ||
+                  (!isnan(e0->hit[i].score_lex) && e0->hit[i].score_lex != e10->hit[i].score_lex);
+    CHECK(differ); /* the expansion changed the lexical list */
+    plumb_hits_free(e10);
+    plumb_hits_free(e0);
+    plumb_hits_free(es0);
+    CHECK_RC(plumb_config_set(db, "qe_docs", "101"), PLUMB_MISUSE);
+    CHECK_OK(plumb_config_set(db, "qe_docs", "10"));
+    sp.qe_docs = 101;
+    e0 = NULL;
+    CHECK_RC(plumb_search(db, "river bank money", &sp, &e0), PLUMB_MISUSE);
+    sp.qe_docs = -1;
+
     /* a new epoch replaces every vector */
     ep.retrain = 1;
     ep.dim = 8;
