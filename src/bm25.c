@@ -1220,7 +1220,7 @@ static int cmp_qterm_w(const void *a, const void *b) {
 }
 
 /* The expansion of RM3 (see plumb_impl.h) from the first min(n, docs)
-** hits with forward lists: e[t] = sum over them of P(D|Q) tf(t,D) / |D|,
+** hits (those without a forward list give no terms): e[t] = sum over them of P(D|Q) tf(t,D) / |D|,
 ** P(D|Q) = exp(score - best score), normalised; the `terms` heaviest
 ** into ex (sorted by weight, then id), normalised to sum 1. Returns
 ** their count: 0 when no hit has a forward list. */

@@ -395,6 +395,7 @@ static void params_json(buf *b, const qentry *e) {
         buf_printf(b, ",\"vsearch\":\"%s\"", vsearch_name(p->vsearch));
     if (p->ef_search > 0) { buf_puts(b, ",\"ef_search\":"); put_int(b, p->ef_search); }
     if (p->rerank >= 0) { buf_puts(b, ",\"rerank\":"); put_int(b, p->rerank); }
+    if (p->qe_docs >= 0) { buf_puts(b, ",\"qe_docs\":"); put_int(b, p->qe_docs); }
     rerank_json(b, e, 1);
     buf_putc(b, '}');
 }

@@ -499,6 +499,41 @@ static void rm3_bm25(const double *qw, double *score) {
     }
 }
 
+/* By hand: the RM3 scores s2[] of query word qw0 with `docs` feedback
+** documents, `terms` kept, weight orig on the query. Ties (scores, then
+** weights) go to the earlier document / word, as the engine's rowid and
+** term id orders do for this corpus. */
+static void rm3_hand(int qw0, int docs, int terms, double orig, double *s2) {
+    double qw[RM3_NW] = {0}, s1[RM3_ND];
+    qw[qw0] = 1;
+    rm3_bm25(qw, s1);
+    int ord[RM3_ND], nz = 0;
+    for (int d = 0; d < RM3_ND; d++)
+        if (s1[d] > 0) ord[nz++] = d;
+    for (int i = 1; i < nz; i++) /* stable insertion sort, best first */
+        for (int j = i; j > 0 && s1[ord[j]] > s1[ord[j - 1]]; j--) {
+            int t = ord[j]; ord[j] = ord[j - 1]; ord[j - 1] = t;
+        }
+    if (docs > nz) docs = nz;
+    double e[RM3_NW] = {0};
+    for (int i = 0; i < docs; i++) {
+        int d = ord[i], len = 0;
+        for (int w = 0; w < RM3_NW; w++) len += rm3_tf(d, w);
+        for (int w = 0; w < RM3_NW; w++) e[w] += exp(s1[d] - s1[ord[0]]) * rm3_tf(d, w) / len;
+    }
+    double kept[RM3_NW] = {0}, sum = 0;
+    for (int r = 0; r < terms; r++) {
+        int best = -1;
+        for (int w = 0; w < RM3_NW; w++)
+            if (kept[w] == 0 && e[w] > 0 && (best < 0 || e[w] > e[best])) best = w;
+        if (best < 0) break;
+        kept[best] = e[best];
+        sum += e[best];
+    }
+    for (int w = 0; w < RM3_NW; w++) qw[w] = orig * (w == qw0) + (1 - orig) * kept[w] / sum;
+    rm3_bm25(qw, s2);
+}
+
 static void test_rm3(void) {
     char dbp[256];
     snprintf(dbp, sizeof dbp, "/tmp/plumb-test-rm3-%d.db", (int)getpid());
@@ -522,35 +557,6 @@ static void test_rm3(void) {
     CHECK(all && all->n == RM3_ND);
     plumb_hits_free(all);
 
-    /* by hand: the query "cat" (weight 1), first pass */
-    double qw[RM3_NW] = {1, 0, 0, 0, 0, 0}, s1[RM3_ND], s2[RM3_ND];
-    rm3_bm25(qw, s1);
-    /* the top 2 documents weigh exp(s - best), normalised */
-    int top[2] = {-1, -1};
-    for (int d = 0; d < RM3_ND; d++) {
-        if (top[0] < 0 || s1[d] > s1[top[0]]) { top[1] = top[0]; top[0] = d; }
-        else if (top[1] < 0 || s1[d] > s1[top[1]]) top[1] = d;
-    }
-    double pz = 1 + exp(s1[top[1]] - s1[top[0]]);
-    double e[RM3_NW] = {0};
-    for (int i = 0; i < 2; i++) {
-        int d = top[i], len = 0;
-        for (int w = 0; w < RM3_NW; w++) len += rm3_tf(d, w);
-        for (int w = 0; w < RM3_NW; w++)
-            e[w] += exp(s1[d] - s1[top[0]]) / pz * rm3_tf(d, w) / len;
-    }
-    /* keep the 3 heaviest (ties: none in this corpus), normalise, mix 0.6 / 0.4 */
-    double kept[RM3_NW] = {0}, sum = 0;
-    for (int r = 0; r < 3; r++) {
-        int best = -1;
-        for (int w = 0; w < RM3_NW; w++)
-            if (kept[w] == 0 && e[w] > 0 && (best < 0 || e[w] > e[best])) best = w;
-        kept[best] = e[best];
-        sum += e[best];
-    }
-    for (int w = 0; w < RM3_NW; w++) qw[w] = 0.6 * (w == 0) + 0.4 * kept[w] / sum;
-    rm3_bm25(qw, s2);
-
     reader *r;
     CHECK_OK(store_reader_get(db, &r));
     sqlite3_exec(r->conn, "BEGIN", NULL, NULL, NULL);
@@ -558,45 +564,67 @@ static void test_rm3(void) {
     if (sqlite3_step(r->st_gen) == SQLITE_ROW) gen = sqlite3_column_int64(r->st_gen, 0);
     sqlite3_reset(r->st_gen);
     CHECK_OK(bm25_sync(db->bm25, r, gen));
-    lex_query q = {0};
-    CHECK_OK(lex_query_parse(r->tok, "cat", &q));
-    bm25_rm3 fb = {2, 3, 0.6};
-    lex_hit *h = NULL, *h0 = NULL;
-    size_t n = 0, n0 = 0;
-    int64_t matched = 0, m0 = 0;
-    CHECK_OK(bm25_topk_rm3(db->bm25, &r->scratch, &q, 0.9, 0.4, 1, 1, 10, &fb, &h, &n, &matched));
-    /* every document with a kept term, each with its hand-computed score */
-    int want = 0;
-    for (int d = 0; d < RM3_ND; d++) want += s2[d] > 0;
-    CHECK(n == (size_t)want);
-    CHECK(matched == 3); /* the first pass: the documents with "cat" */
-    for (size_t i = 0; i < n; i++) {
-        int d = -1;
-        for (int j = 0; j < RM3_ND; j++)
-            if (cid[j] == h[i].rowid) d = j;
-        CHECK(d >= 0);
-        if (d < 0) continue;
-        if (!NEAR(h[i].score, s2[d]))
-            fprintf(stderr, "rm3: %s scored %.12g, by hand %.12g\n", rm3_docs[d][0], h[i].score,
-                    s2[d]);
-        CHECK(NEAR(h[i].score, s2[d]));
-        if (i) CHECK(h[i].score <= h[i - 1].score);
+    /* "cat" 2/3: the two feedback documents tie (same score and length),
+    ** so it alone cannot see P(D|Q) or |D|; "fish" 3/3 and "tree" 4/2 have
+    ** feedback documents of different scores and lengths. Each case twice:
+    ** the scratch (tacc) must be clean for the next query. */
+    static const struct { int w, docs, terms; double orig; int matched; } cs[] = {
+        {0, 2, 3, 0.6, 3}, {2, 3, 3, 0.5, 3}, {4, 4, 2, 0.3, 3}, {0, 2, 3, 0.6, 3}};
+    for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
+        double s2[RM3_ND];
+        rm3_hand(cs[c].w, cs[c].docs, cs[c].terms, cs[c].orig, s2);
+        lex_query q = {0};
+        CHECK_OK(lex_query_parse(r->tok, rm3_words[cs[c].w], &q));
+        bm25_rm3 fb = {cs[c].docs, cs[c].terms, cs[c].orig};
+        lex_hit *h = NULL;
+        size_t n = 0;
+        int64_t matched = 0;
+        CHECK_OK(bm25_topk_rm3(db->bm25, &r->scratch, &q, 0.9, 0.4, 1, 1, 10, &fb, &h, &n,
+                               &matched));
+        int want = 0;
+        for (int d = 0; d < RM3_ND; d++) want += s2[d] > 0;
+        CHECK(n == (size_t)want);
+        CHECK(matched == cs[c].matched); /* the first pass */
+        CHECK(n > (size_t)cs[c].matched); /* the expansion reaches more documents */
+        for (size_t i = 0; i < n; i++) {
+            int d = -1;
+            for (int j = 0; j < RM3_ND; j++)
+                if (cid[j] == h[i].rowid) d = j;
+            CHECK(d >= 0);
+            if (d < 0) continue;
+            if (!NEAR(h[i].score, s2[d]))
+                fprintf(stderr, "rm3 case %zu: %s scored %.12g, by hand %.12g\n", c,
+                        rm3_docs[d][0], h[i].score, s2[d]);
+            CHECK(NEAR(h[i].score, s2[d]));
+            if (i) CHECK(h[i].score <= h[i - 1].score);
+        }
+        free(h);
+        lex_query_free(&q);
     }
-    /* the expansion reaches a document without "cat" */
-    CHECK(n > 3);
     /* off (docs 0, or orig 1): exactly bm25_topk */
-    fb.docs = 0;
-    CHECK_OK(bm25_topk_rm3(db->bm25, &r->scratch, &q, 0.9, 0.4, 1, 1, 10, &fb, &h0, &n0, &m0));
-    CHECK(n0 == 3 && m0 == 3);
-    for (size_t i = 0; i < n0; i++) {
-        int d = -1;
-        for (int j = 0; j < RM3_ND; j++)
-            if (cid[j] == h0[i].rowid) d = j;
-        CHECK(d >= 0 && NEAR(h0[i].score, s1[d]));
+    {
+        double qw[RM3_NW] = {1, 0, 0, 0, 0, 0}, s1[RM3_ND];
+        rm3_bm25(qw, s1);
+        lex_query q = {0};
+        CHECK_OK(lex_query_parse(r->tok, "cat", &q));
+        for (int off = 0; off < 2; off++) {
+            bm25_rm3 fb = {off ? 2 : 0, 3, off ? 1.0 : 0.6};
+            lex_hit *h0 = NULL;
+            size_t n0 = 0;
+            int64_t m0 = 0;
+            CHECK_OK(bm25_topk_rm3(db->bm25, &r->scratch, &q, 0.9, 0.4, 1, 1, 10, &fb, &h0, &n0,
+                                   &m0));
+            CHECK(n0 == 3 && m0 == 3);
+            for (size_t i = 0; i < n0; i++) {
+                int d = -1;
+                for (int j = 0; j < RM3_ND; j++)
+                    if (cid[j] == h0[i].rowid) d = j;
+                CHECK(d >= 0 && NEAR(h0[i].score, s1[d]));
+            }
+            free(h0);
+        }
+        lex_query_free(&q);
     }
-    free(h);
-    free(h0);
-    lex_query_free(&q);
     bm25_release(db->bm25);
     sqlite3_exec(r->conn, "COMMIT", NULL, NULL, NULL);
     store_reader_put(db, r);
