@@ -368,7 +368,9 @@ typedef struct plumb_search_params {
                             hits, the hits by exp(score - best score); settings
                             qe_terms, qe_weight); the dense query's feedback then
                             follows the expanded list; 0: off; < 0: the index's
-                            stored default (10). Lexical mode never expands */
+                            stored default (10). Lexical mode never expands,
+                            nor the FTS5 scorers, nor a hybrid search that runs
+                            lexical for want of vectors */
     int rerank;          /* stage 2: rerank the top N candidates (see
                             "Tuning" below); 0: off; < 0: the index's stored
                             default (30 unless plumb tune changed it) */

@@ -1264,8 +1264,9 @@ static int rm3_expansion(const bm25_index *ix, bm25_scratch *s, const lex_hit *h
     }
     double sum = 0;
     for (int i = 0; i < ne; i++) sum += ex[i].w;
+    if (!(sum > 0)) return 0;
     for (int i = 0; i < ne; i++) ex[i].w /= sum;
-    return sum > 0 ? ne : 0;
+    return ne;
 }
 
 plumb_status bm25_topk_rm3(const bm25_index *ix, bm25_scratch *s, const lex_query *q,
