@@ -69,7 +69,9 @@ for q, t in zip(qids, qtoks):
         if w in vocab:
             v[vocab[w]] += 1
     QV[q] = v
-allq = sorted({q for s in QR for q in QR[s] if q in QV and QV[q].sum() > 0})
+# a judged query with no term the collection knows finds nothing: nDCG 0,
+# as in plumb eval (trec_eval counts it too)
+allq = sorted({q for s in QR for q in QR[s] if q in QV})
 
 k1, b = 0.9, 0.4
 bidf = np.log(1 + (N - df + .5) / (df + .5))
@@ -144,7 +146,7 @@ for spec in specs:
             tt = np.argsort(-e, kind='stable')[:ft]
             ex = np.zeros(V)
             ex[tt] = e[tt] / e[tt].sum()
-            Q.append(lam * QV[q] / QV[q].sum() + (1 - lam) * ex)
+            Q.append(lam * QV[q] / max(QV[q].sum(), 1) + (1 - lam) * ex)
         B = bm25(np.array(Q))
     out = []
     for split in ('train', 'test'):
@@ -152,6 +154,11 @@ for spec in specs:
         lex = []
         for i, q in enumerate(allq):
             if q not in QR[split]:
+                continue
+            if QV[q].sum() == 0:
+                lex.append(0)
+                for a in alphas:
+                    res[a].append(0)
                 continue
             qv = qvec(QV[q])
             c = Dn[np.argsort(-B[i], kind='stable')[:3]].mean(0)

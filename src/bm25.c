@@ -1225,7 +1225,11 @@ static int cmp_qterm_w(const void *a, const void *b) {
 ** into ex (sorted by weight, then id), normalised to sum 1. Returns
 ** their count: 0 when no hit has a forward list. */
 static int rm3_expansion(const bm25_index *ix, bm25_scratch *s, const lex_hit *h, size_t n,
-                         int docs, int terms, qterm *ex, plumb_status *rc) {
+                         const bm25_rm3 *fb, int terms, const qterm *qt, int nq, qterm *ex,
+                         plumb_status *rc) {
+    int docs = fb->docs;
+    /* terms in more chunks than this never join unless in the query */
+    double max_df = fb->max_df < 1 ? fb->max_df * (double)ix->live : INFINITY;
     *rc = PLUMB_OK;
     if (s->tcap < ix->nterms) {
         size_t c = ix->nterms + ix->nterms / 4 + 64;
@@ -1258,6 +1262,11 @@ static int rm3_expansion(const bm25_index *ix, bm25_scratch *s, const lex_hit *h
         qterm e = {t, s->tacc[t]};
         s->tacc[t] = -1;
         if (ne == terms && cmp_qterm_w(&e, &ex[terms - 1]) >= 0) continue;
+        if (ix->terms[t].n > max_df) {
+            int j = 0;
+            while (j < nq && qt[j].id != t) j++;
+            if (j == nq) continue;
+        }
         int j = ne < terms ? ne++ : terms - 1;
         while (j > 0 && cmp_qterm_w(&e, &ex[j - 1]) < 0) { ex[j] = ex[j - 1]; j--; }
         ex[j] = e;
@@ -1287,7 +1296,7 @@ plumb_status bm25_topk_rm3(const bm25_index *ix, bm25_scratch *s, const lex_quer
                                  &n, matched);
     if (rc || !n) { free(h); return rc; }
     int terms = fb->terms < MAXE ? fb->terms : MAXE;
-    int ne = rm3_expansion(ix, s, h, n, fb->docs, terms, ex, &rc);
+    int ne = rm3_expansion(ix, s, h, n, fb, terms, qt, nq, ex, &rc);
     if (rc || !ne) { /* no forward lists: the first pass stands */
         if (rc) { free(h); return rc; }
         if (n > (size_t)k) n = (size_t)k;

@@ -431,7 +431,7 @@ typedef struct idx_settings {
     int prf_docs;               /* dense pseudo-relevance feedback (search.c) */
     double prf_weight;
     int qe_docs, qe_terms;      /* lexical query expansion, RM3 (bm25_topk_rm3) */
-    double qe_weight;
+    double qe_weight, qe_max_df;
     /* stage 2 (rerank.c): which reranker (settings key rerank_kind:
     ** "features" or "http"; checked where it is used, so that plumb config
     ** can still repair a bad value) and the feature model's weights
@@ -659,7 +659,9 @@ plumb_status bm25_topk(const bm25_index *ix, bm25_scratch *s, const lex_query *q
 ** likelihood: a first pass ranks the top `docs`; each of them weighs
 ** P(D|Q) = exp(score - best score), normalised; the expansion e(t) = sum
 ** over them of P(D|Q) tf(t, D) / |D| over title and body terms (query terms
-** included), keeping the `terms` heaviest, normalised to sum 1; the
+** included, but no other term in more than max_df x the live chunks:
+** its posting count, which counts chunks deleted since the in-memory
+** index was built), keeping the `terms` heaviest, normalised to sum 1; the
 ** second pass scores the query orig * mult(t) / sum mult + (1 - orig) e(t).
 ** Matched counts the first pass's chunks. A chunk without a forward list
 ** (bm25.c keeps them up to PLUMB_FWD_MAX ids) gives no terms; when none
@@ -669,6 +671,7 @@ plumb_status bm25_topk(const bm25_index *ix, bm25_scratch *s, const lex_query *q
 typedef struct bm25_rm3 {
     int docs, terms;
     double orig;
+    double max_df; /* >= 1: no limit */
 } bm25_rm3;
 plumb_status bm25_topk_rm3(const bm25_index *ix, bm25_scratch *s, const lex_query *q, double k1,
                            double b, double wt, double wb, int k, const bm25_rm3 *fb,

@@ -107,7 +107,7 @@ static plumb_status stages(plumb_db *db, reader *r, const lex_query *q, const fl
             if (rc) return rc;
             /* hybrid: the BM25 query expanded by RM3 from its own top hits */
             bm25_rm3 fb = {p->qe_docs >= 0 ? p->qe_docs : set->qe_docs, set->qe_terms,
-                           set->qe_weight};
+                           set->qe_weight, set->qe_max_df};
             if (mode != PLUMB_MODE_HYBRID) fb.docs = 0;
             rc = bm25_topk_rm3(db->bm25, &r->scratch, q, p->bm25_k1 >= 0 ? p->bm25_k1 : set->k1,
                                p->bm25_b >= 0 ? p->bm25_b : set->b,

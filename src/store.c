@@ -154,6 +154,7 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
     s->qe_docs = 10; /* RM3 in hybrid: bench/RESULTS.md ("Query expansion") */
     s->qe_terms = 30;
     s->qe_weight = 0.7;
+    s->qe_max_df = 0.03;
     snprintf(s->rerank_kind, sizeof s->rerank_kind, "features");
     memcpy(s->rerank_w, rerank_default_weights, sizeof s->rerank_w);
     int seen = 0;
@@ -186,6 +187,7 @@ static plumb_status read_settings(plumb_db *db, sqlite3 *c) {
         else if (!strcmp(k, "qe_docs")) s->qe_docs = sqlite3_column_int(st, 1);
         else if (!strcmp(k, "qe_terms")) s->qe_terms = sqlite3_column_int(st, 1);
         else if (!strcmp(k, "qe_weight")) s->qe_weight = sqlite3_column_double(st, 1);
+        else if (!strcmp(k, "qe_max_df")) s->qe_max_df = sqlite3_column_double(st, 1);
         else if (!strcmp(k, "rerank_kind")) {
             const char *v = (const char *)sqlite3_column_text(st, 1);
             snprintf(s->rerank_kind, sizeof s->rerank_kind, "%s", v ? v : "features");

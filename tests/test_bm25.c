@@ -503,7 +503,7 @@ static void rm3_bm25(const double *qw, double *score) {
 ** documents, `terms` kept, weight orig on the query. Ties (scores, then
 ** weights) go to the earlier document / word, as the engine's rowid and
 ** term id orders do for this corpus. */
-static void rm3_hand(int qw0, int docs, int terms, double orig, double *s2) {
+static void rm3_hand(int qw0, int docs, int terms, double orig, double max_df, double *s2) {
     double qw[RM3_NW] = {0}, s1[RM3_ND];
     qw[qw0] = 1;
     rm3_bm25(qw, s1);
@@ -520,6 +520,11 @@ static void rm3_hand(int qw0, int docs, int terms, double orig, double *s2) {
         int d = ord[i], len = 0;
         for (int w = 0; w < RM3_NW; w++) len += rm3_tf(d, w);
         for (int w = 0; w < RM3_NW; w++) e[w] += exp(s1[d] - s1[ord[0]]) * rm3_tf(d, w) / len;
+    }
+    for (int w = 0; w < RM3_NW; w++) { /* words in too many documents, but the query's */
+        int df = 0;
+        for (int d = 0; d < RM3_ND; d++) df += rm3_tf(d, w) > 0;
+        if (w != qw0 && df > max_df * RM3_ND) e[w] = 0;
     }
     double kept[RM3_NW] = {0}, sum = 0;
     for (int r = 0; r < terms; r++) {
@@ -568,14 +573,17 @@ static void test_rm3(void) {
     ** so it alone cannot see P(D|Q) or |D|; "fish" 3/3 and "tree" 4/2 have
     ** feedback documents of different scores and lengths. Each case twice:
     ** the scratch (tacc) must be clean for the next query. */
-    static const struct { int w, docs, terms; double orig; int matched; } cs[] = {
-        {0, 2, 3, 0.6, 3}, {2, 3, 3, 0.5, 3}, {4, 4, 2, 0.3, 3}, {0, 2, 3, 0.6, 3}};
+    /* The last: max_df 0.4 of 6 documents leaves only dog and lamp (2
+    ** documents each) besides the query's cat (3). */
+    static const struct { int w, docs, terms; double orig, max_df; int matched; } cs[] = {
+        {0, 2, 3, 0.6, 1, 3}, {2, 3, 3, 0.5, 1, 3}, {4, 4, 2, 0.3, 1, 3}, {0, 2, 3, 0.6, 1, 3},
+        {0, 2, 3, 0.6, 0.4, 3}};
     for (size_t c = 0; c < sizeof cs / sizeof *cs; c++) {
         double s2[RM3_ND];
-        rm3_hand(cs[c].w, cs[c].docs, cs[c].terms, cs[c].orig, s2);
+        rm3_hand(cs[c].w, cs[c].docs, cs[c].terms, cs[c].orig, cs[c].max_df, s2);
         lex_query q = {0};
         CHECK_OK(lex_query_parse(r->tok, rm3_words[cs[c].w], &q));
-        bm25_rm3 fb = {cs[c].docs, cs[c].terms, cs[c].orig};
+        bm25_rm3 fb = {cs[c].docs, cs[c].terms, cs[c].orig, cs[c].max_df};
         lex_hit *h = NULL;
         size_t n = 0;
         int64_t matched = 0;
@@ -608,7 +616,7 @@ static void test_rm3(void) {
         lex_query q = {0};
         CHECK_OK(lex_query_parse(r->tok, "cat", &q));
         for (int off = 0; off < 2; off++) {
-            bm25_rm3 fb = {off ? 2 : 0, 3, off ? 1.0 : 0.6};
+            bm25_rm3 fb = {off ? 2 : 0, 3, off ? 1.0 : 0.6, 1};
             lex_hit *h0 = NULL;
             size_t n0 = 0;
             int64_t m0 = 0;
