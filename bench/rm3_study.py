@@ -6,8 +6,9 @@ outside plumb before it was built in (bench/RESULTS.md, "Query expansion").
   build/bench/dump_terms DIR/queries.jsonl > T/queries.terms
   python3 bench/rm3_study.py DIR T base 10,30,0.7,1 ...
 
-Each config is fb_docs,fb_terms,orig_weight,temperature ("base": no
-expansion). It re-implements plumb's stage 1 with numpy: BM25 (k1 0.9,
+Each config is fb_docs,fb_terms,orig_weight,temperature[,max_df] ("base":
+no expansion; max_df: terms other than the query's in more than this share
+of the documents are left out, default 1). It re-implements plumb's stage 1 with numpy: BM25 (k1 0.9,
 b 0.4, title + text), LSA (log-tf x idf over terms in >= 2 documents,
 unit rows, 256 dimensions, randomized SVD), dense feedback (the query
 vector + the mean of the top 3 lexical hits' unit vectors, renormalised),
@@ -135,14 +136,15 @@ for spec in specs:
     if spec == 'base':
         B = B0
     else:
-        fd, ft, lam, T = spec.split(',')
-        fd, ft, lam, T = int(fd), int(ft), float(lam), float(T)
+        f = spec.split(',') + ['1']
+        fd, ft, lam, T, cap = int(f[0]), int(f[1]), float(f[2]), float(f[3]), float(f[4])
         Q = []
         for i, q in enumerate(allq):
             s = B0[i]
             t = np.argsort(-s, kind='stable')[:fd]
             w = np.exp((s[t] - s[t].max()) / T)
             e = np.asarray((sp.diags(w / w.sum()) @ Pd[t]).sum(0)).ravel()
+            e[(df > cap * N) & (QV[q] == 0)] = 0
             tt = np.argsort(-e, kind='stable')[:ft]
             ex = np.zeros(V)
             ex[tt] = e[tt] / e[tt].sum()
