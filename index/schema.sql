@@ -21,6 +21,9 @@ PRAGMA user_version = 2;             -- PLUMB_FORMAT_VERSION
 --   fusion, alpha, rrf_k, k_lex, k_dense, rerank, prf_docs, prf_weight
 --                   stored search defaults (absent: the library's built-in
 --                   defaults: minmax, 0.5, 60, 100, 100, 30, 3, 1.0)
+--   qe_docs, qe_terms, qe_weight, qe_max_df
+--                   hybrid search's RM3 expansion of the BM25 query (absent:
+--                   10, 30, 0.7, 0.03; qe_docs 0: off)
 --   rerank_kind     stage-2 reranker: "features" or "http" (absent: "features")
 --   rerank_weights  the feature reranker's weights, "bm25=1,dense=0.6,..."
 --                   (absent names: the shipped defaults, src/rerank.c);
