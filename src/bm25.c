@@ -1219,15 +1219,15 @@ static int cmp_qterm_w(const void *a, const void *b) {
     return (x->id > y->id) - (x->id < y->id);
 }
 
-/* The expansion of RM3 (see plumb_impl.h) from the first min(n, docs)
-** hits (those without a forward list give no terms): e[t] = sum over them of P(D|Q) tf(t,D) / |D|,
+/* The expansion of RM3 (see plumb_impl.h) from the n feedback hits h
+** (those without a forward list give no terms): e[t] = sum over them of
+** P(D|Q) tf(t,D) / |D|,
 ** P(D|Q) = exp(score - best score), normalised; the `terms` heaviest
 ** into ex (sorted by weight, then id), normalised to sum 1. Returns
 ** their count: 0 when no hit has a forward list. */
 static int rm3_expansion(const bm25_index *ix, bm25_scratch *s, const lex_hit *h, size_t n,
                          const bm25_rm3 *fb, int terms, const qterm *qt, int nq, qterm *ex,
                          plumb_status *rc) {
-    int docs = fb->docs;
     /* terms in more chunks than this never join unless in the query */
     double max_df = fb->max_df < 1 ? fb->max_df * (double)ix->live : INFINITY;
     *rc = PLUMB_OK;
@@ -1242,9 +1242,9 @@ static int rm3_expansion(const bm25_index *ix, bm25_scratch *s, const lex_hit *h
         s->tcap = c;
     }
     double pz = 0;
-    for (size_t i = 0; i < n && i < (size_t)docs; i++) pz += exp(h[i].score - h[0].score);
+    for (size_t i = 0; i < n; i++) pz += exp(h[i].score - h[0].score);
     uint32_t nt = 0;
-    for (size_t i = 0; i < n && i < (size_t)docs; i++) {
+    for (size_t i = 0; i < n; i++) {
         const uint32_t *ids;
         uint32_t lt, lb;
         if (!bm25_forward(ix, h[i].rowid, &ids, &lt, &lb) || !(lt + lb)) continue;
@@ -1290,21 +1290,19 @@ plumb_status bm25_topk_rm3(const bm25_index *ix, bm25_scratch *s, const lex_quer
     enum { MAXQ = 256, MAXE = BM25_RM3_MAX_TERMS };
     qterm qt[MAXQ + MAXE], ex[MAXE];
     int nq = query_terms(ix, q, qt, MAXQ);
+    /* the first pass ranks only the feedback hits (a prefix of any
+    ** deeper ranking: the order is total) */
     lex_hit *h = NULL;
     size_t n = 0;
-    plumb_status rc = topk_terms(ix, s, qt, nq, k1, b, wt, wb, k > fb->docs ? k : fb->docs, &h,
-                                 &n, matched);
+    plumb_status rc = topk_terms(ix, s, qt, nq, k1, b, wt, wb, fb->docs, &h, &n, matched);
     if (rc || !n) { free(h); return rc; }
     int terms = fb->terms < MAXE ? fb->terms : MAXE;
     int ne = rm3_expansion(ix, s, h, n, fb, terms, qt, nq, ex, &rc);
-    if (rc || !ne) { /* no forward lists: the first pass stands */
-        if (rc) { free(h); return rc; }
-        if (n > (size_t)k) n = (size_t)k;
-        *out = h;
-        *nout = n;
-        return PLUMB_OK;
-    }
     free(h);
+    if (rc) return rc;
+    int64_t m2;
+    if (!ne) /* no forward lists: the unexpanded query to depth k */
+        return topk_terms(ix, s, qt, nq, k1, b, wt, wb, k, out, nout, &m2);
     /* orig * query / |query| + (1 - orig) * expansion, merged by term */
     double qs = 0;
     for (int i = 0; i < nq; i++) qs += qt[i].w;
@@ -1316,9 +1314,7 @@ plumb_status bm25_topk_rm3(const bm25_index *ix, bm25_scratch *s, const lex_quer
         if (j < nq) qt[j].w += (1 - fb->orig) * ex[i].w;
         else qt[nm++] = (qterm){ex[i].id, (1 - fb->orig) * ex[i].w};
     }
-    int64_t m2;
-    rc = topk_terms(ix, s, qt, nm, k1, b, wt, wb, k, out, nout, &m2);
-    return rc;
+    return topk_terms(ix, s, qt, nm, k1, b, wt, wb, k, out, nout, &m2);
 }
 
 void bm25_scratch_free(bm25_scratch *s) {

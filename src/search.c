@@ -6,7 +6,7 @@
 **   1. lexical candidates: BM25F top-k on the in-memory index (bm25.c),
 **      or FTS5's ranking for the baseline scorers (lex.c). In hybrid
 **      mode the query is first expanded from its own top hits (RM3,
-**      bm25_topk_rm3; settings qe_docs, qe_terms, qe_weight);
+**      bm25_topk_rm3; settings qe_docs, qe_terms, qe_weight, qe_max_df);
 **   2. dense candidates: the query embedded by the index's embedder
 **      (embed.c), top-k over the vector store (vec.c). In hybrid mode the
 **      query vector first moves towards the vectors of the best lexical

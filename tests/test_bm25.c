@@ -539,6 +539,13 @@ static void rm3_hand(int qw0, int docs, int terms, double orig, double max_df, d
     rm3_bm25(qw, s2);
 }
 
+/* The document (index into rm3_docs) of chunk id c, or -1. */
+static int rm3_doc(const int64_t *cid, int64_t c) {
+    for (int j = 0; j < RM3_ND; j++)
+        if (cid[j] == c) return j;
+    return -1;
+}
+
 static void test_rm3(void) {
     char dbp[256];
     snprintf(dbp, sizeof dbp, "/tmp/plumb-test-rm3-%d.db", (int)getpid());
@@ -595,9 +602,7 @@ static void test_rm3(void) {
         CHECK(matched == cs[c].matched); /* the first pass */
         CHECK(n > (size_t)cs[c].matched); /* the expansion reaches more documents */
         for (size_t i = 0; i < n; i++) {
-            int d = -1;
-            for (int j = 0; j < RM3_ND; j++)
-                if (cid[j] == h[i].rowid) d = j;
+            int d = rm3_doc(cid, h[i].rowid);
             CHECK(d >= 0);
             if (d < 0) continue;
             if (!NEAR(h[i].score, s2[d]))
@@ -624,9 +629,7 @@ static void test_rm3(void) {
                                    &m0));
             CHECK(n0 == 3 && m0 == 3);
             for (size_t i = 0; i < n0; i++) {
-                int d = -1;
-                for (int j = 0; j < RM3_ND; j++)
-                    if (cid[j] == h0[i].rowid) d = j;
+                int d = rm3_doc(cid, h0[i].rowid);
                 CHECK(d >= 0 && NEAR(h0[i].score, s1[d]));
             }
             free(h0);
